@@ -1,0 +1,24 @@
+"""Every oracle tfnas offers, as `keras_tuner.oracles` offers its own.
+
+`ORACLES` maps the snake_case name used by `tfnas-search --oracle=` to the class.
+"""
+
+import keras_tuner
+
+RandomSearchOracle = keras_tuner.oracles.RandomSearchOracle
+BayesianOptimizationOracle = keras_tuner.oracles.BayesianOptimizationOracle
+
+ORACLES = {
+    "random": RandomSearchOracle,
+    "bayesian": BayesianOptimizationOracle,
+}
+
+
+def get(name: str):
+    """Returns the oracle class registered under `name` (see `ORACLES`)."""
+    if name not in ORACLES:
+        raise ValueError(
+            f"Unknown oracle: {name!r}. Received: name={name!r}; "
+            f"expected one of {sorted(ORACLES)}."
+        )
+    return ORACLES[name]
