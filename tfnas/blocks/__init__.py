@@ -1,0 +1,33 @@
+"""Searchable Keras building blocks: choice points and the cells/blocks of the surveyed spaces."""
+
+from tfnas.blocks import ops
+from tfnas.blocks.cells import darts_cell, nasbench201_cell
+from tfnas.blocks.choices import attribute_choice, input_choice, layer_choice, repeat
+from tfnas.blocks.supernet import (
+    InputChoice,
+    LayerChoice,
+    MixingRule,
+    SinglePath,
+    SupernetHyperParameters,
+    UniformMixture,
+    candidate_index,
+    mixing_rule_of,
+)
+
+__all__ = [
+    "InputChoice",
+    "LayerChoice",
+    "MixingRule",
+    "SinglePath",
+    "SupernetHyperParameters",
+    "UniformMixture",
+    "attribute_choice",
+    "candidate_index",
+    "darts_cell",
+    "input_choice",
+    "layer_choice",
+    "mixing_rule_of",
+    "nasbench201_cell",
+    "ops",
+    "repeat",
+]

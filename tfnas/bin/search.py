@@ -1,0 +1,81 @@
+"""tfnas-search: architecture search on a ready space, exported to .keras and .tflite.
+
+    tfnas-search --space=nasbench201 --oracle=random --dataset=digits \
+        --max_trials=4 --epochs=4 --output_dir=runs/demo
+
+Writes best_model.keras, best_model.tflite, architecture.json and results.json to
+--output_dir and prints the best architecture's accuracy, size and TFLite latency. Run it
+again with the same --output_dir to resume an interrupted search (--overwrite to restart).
+"""
+
+from absl import app, flags, logging
+
+from tfnas import data, oracles, spaces
+
+_SPACE = flags.DEFINE_enum("space", "nasbench201", list(spaces.SPACES), "Search space.")
+_ORACLE = flags.DEFINE_enum(
+    "oracle", "random", sorted(oracles.ORACLES), "Search strategy (snake_case oracle name)."
+)
+_DATASET = flags.DEFINE_enum("dataset", "digits", sorted(data.DATASETS), "Data set.")
+_MAX_TRIALS = flags.DEFINE_integer(
+    "max_trials", 4, "Architectures to evaluate.", lower_bound=1, upper_bound=100_000
+)
+_EPOCHS = flags.DEFINE_integer(
+    "epochs", 4, "Training epochs per trial.", lower_bound=1, upper_bound=10_000
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 64, "Training batch size.", lower_bound=1, upper_bound=65_536
+)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/search", "Where results are written.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, upper_bound=2**31 - 1)
+_QUANTIZE = flags.DEFINE_enum(
+    "quantize", "none", ["none", "float16", "int8"], "TFLite export precision."
+)
+_LATENCY_RUNS = flags.DEFINE_integer(
+    "latency_runs", 50, "Timed TFLite invocations.", lower_bound=1, upper_bound=100_000
+)
+_NUM_THREADS = flags.DEFINE_integer(
+    "num_threads", 1, "LiteRT threads for timing.", lower_bound=1, upper_bound=256
+)
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Start over instead of resuming.")
+_VERBOSE = flags.DEFINE_integer("verbose", 1, "0 silent, 1 trials, 2 epochs.", lower_bound=0, upper_bound=2)
+
+
+@flags.validator("output_dir", message="--output_dir must be a non-empty path.")
+def _check_output_dir(value):
+    return bool(value and value.strip())
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from tfnas import pipeline  # Imported after flag parsing: --help stays fast.
+
+    if _VERBOSE.value < 2:
+        # TensorFlow's SavedModel export (used by the TFLite converter) logs at INFO.
+        logging.set_verbosity(logging.WARNING)
+
+    pipeline.run_search(
+        space=_SPACE.value,
+        oracle=_ORACLE.value,
+        dataset=_DATASET.value,
+        max_trials=_MAX_TRIALS.value,
+        epochs=_EPOCHS.value,
+        batch_size=_BATCH_SIZE.value,
+        output_dir=_OUTPUT_DIR.value,
+        seed=_SEED.value,
+        quantize=None if _QUANTIZE.value == "none" else _QUANTIZE.value,
+        latency_runs=_LATENCY_RUNS.value,
+        num_threads=_NUM_THREADS.value,
+        overwrite=_OVERWRITE.value,
+        verbose=_VERBOSE.value,
+    )
+
+
+def console_main():
+    """Entry point of the `tfnas-search` console script."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,366 @@
+"""Supernet mode: the layers a choice point becomes when a weight-sharing strategy builds.
+
+A choice point (see `tfnas.blocks.choices`) looks at the hyperparameters object it is
+given. Plain `keras_tuner.HyperParameters` means fixed mode: only the chosen standard Keras
+layers are built. A `SupernetHyperParameters` carries the strategy's `MixingRule`: the choice
+point then builds a `LayerChoice` / `InputChoice` layer that holds every candidate and asks
+the rule how to combine them. The choice point never looks at which strategy is searching.
+
+Every candidate of a choice is described by `candidate_values`: for candidate k, the dict of
+hyperparameter values that selects it (`{"cell/op": "conv3x3"}`, or several names for an
+attribute choice). Rules map an architecture (a `{name: value}` dict) to candidate indices
+with `candidate_index`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import keras_tuner
+
+
+class MixingRule:
+    """How a weight-sharing strategy combines the candidates of a choice point.
+
+    Subclasses implement `mix_layers` (for `LayerChoice`) and `mix_inputs` (for
+    `InputChoice`). A rule may keep architecture state (logits, sampled indices) keyed by the
+    choice name, so that choice points sharing a name (e.g. the same edge of every normal
+    cell) share one decision while each keeps its own weights.
+    """
+
+    def build(self, choice: LayerChoice | InputChoice) -> None:
+        """Called once when a choice layer is built; may create per-name variables."""
+
+    def mix_layers(self, choice: LayerChoice, inputs, training=None):
+        raise NotImplementedError(f"{type(self).__name__} does not implement mix_layers.")
+
+    def mix_inputs(self, choice: InputChoice, inputs: list, training=None):
+        raise NotImplementedError(f"{type(self).__name__} does not implement mix_inputs.")
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> MixingRule:
+        return cls(**config)
+
+
+def candidate_index(choice: LayerChoice | InputChoice, values: Mapping[str, Any]) -> int:
+    """Index of the candidate of `choice` that the architecture `values` selects.
+
+    Raises:
+        ValueError: when `values` lacks one of the choice's hyperparameters or names a value
+            that no candidate has.
+    """
+    missing = [name for name in choice.decision_names if name not in values]
+    if missing:
+        raise ValueError(
+            f"The architecture has no value for {missing} (choice {choice.choice_name!r}). "
+            f"Received values for: {sorted(values)}"
+        )
+    wanted = {name: values[name] for name in choice.decision_names}
+    for index, candidate in enumerate(choice.candidate_values):
+        if candidate == wanted:
+            return index
+    raise ValueError(
+        f"No candidate of choice {choice.choice_name!r} matches {wanted}. "
+        f"Candidates: {choice.candidate_values}"
+    )
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class UniformMixture(MixingRule):
+    """Every candidate contributes equally: the mean of the candidate outputs.
+
+    The simplest rule that builds a full supernet (the forward pass of Bender et al.'s
+    one-shot model without path dropout). Input choices keep their reduction: the mean of
+    all inputs, scaled by `n_chosen` for a sum, so the output scale matches a chosen set.
+    """
+
+    def mix_layers(self, choice, inputs, training=None):
+        outputs = [layer(inputs, training=training) for layer in choice.candidates]
+        return outputs[0] if len(outputs) == 1 else keras.ops.mean(keras.ops.stack(outputs), 0)
+
+    def mix_inputs(self, choice, inputs, training=None):
+        if choice.reduction == "concat":
+            raise ValueError(
+                f"UniformMixture cannot mix input choice {choice.choice_name!r} with "
+                "reduction='concat': the concatenation of a subset has another shape."
+            )
+        mean = keras.ops.mean(keras.ops.stack(inputs), 0)
+        return mean * float(choice.n_chosen) if choice.reduction == "sum" else mean
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class SinglePath(MixingRule):
+    """One active candidate per choice name, switchable between steps without retracing.
+
+    The rule keeps an int variable per choice name; `set_architecture` points every choice
+    at the candidates a `{name: value}` dict selects. The forward pass runs only the active
+    candidate (`keras.ops.switch`), as single-path one-shot methods (SPOS, random search
+    with weight sharing, ENAS) need.
+    """
+
+    def __init__(self):
+        self._indices: dict[str, keras.Variable] = {}
+        self._choices: dict[str, list] = {}
+
+    def build(self, choice):
+        if choice.choice_name not in self._indices:
+            self._indices[choice.choice_name] = keras.Variable(
+                0, dtype="int32", trainable=False, name=f"active_{len(self._indices)}"
+            )
+        self._choices.setdefault(choice.choice_name, []).append(choice)
+
+    @property
+    def choice_names(self) -> list[str]:
+        return list(self._indices)
+
+    def set_architecture(self, values: Mapping[str, Any]) -> None:
+        """Activates, for every choice, the candidate that `values` selects."""
+        for name, choices in self._choices.items():
+            self._indices[name].assign(candidate_index(choices[0], values))
+
+    def active_index(self, choice_name: str) -> int:
+        return int(keras.ops.convert_to_numpy(self._indices[choice_name].value))
+
+    def mix_layers(self, choice, inputs, training=None):
+        branches = [
+            (lambda x, layer=layer: layer(x, training=training)) for layer in choice.candidates
+        ]
+        if len(branches) == 1:
+            return branches[0](inputs)
+        return keras.ops.switch(self._indices[choice.choice_name].value, branches, inputs)
+
+    def mix_inputs(self, choice, inputs, training=None):
+        branches = [
+            (lambda *xs, subset=subset: choice.reduce([xs[i] for i in subset]))
+            for subset in choice.subsets
+        ]
+        if len(branches) == 1:
+            return branches[0](*inputs)
+        return keras.ops.switch(self._indices[choice.choice_name].value, branches, *inputs)
+
+
+def _check_same_output_shapes(choice_name: str, shapes: Mapping[str, tuple]) -> None:
+    """Raises when candidates of one choice produce different output shapes."""
+    distinct = {tuple(shape) for shape in shapes.values()}
+    if len(distinct) > 1:
+        listing = ", ".join(f"{key!r}: {tuple(shape)}" for key, shape in shapes.items())
+        raise ValueError(
+            f"The candidates of choice {choice_name!r} produce different output shapes, so "
+            f"they cannot stand in for one another. Received: {listing}. Make every "
+            "candidate return the same shape (e.g. add a 1x1 projection to the odd one out)."
+        )
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class LayerChoice(keras.layers.Layer):
+    """Supernet form of `layer_choice`: holds every candidate layer, mixed by a rule.
+
+    Args:
+        choice_name: the hyperparameter name of the choice (shared decisions share it).
+        candidates: the candidate layers, one per candidate value.
+        candidate_values: for each candidate, the `{hp_name: value}` dict selecting it.
+        mixing_rule: the strategy's `MixingRule`.
+    """
+
+    def __init__(
+        self,
+        choice_name: str,
+        candidates: Sequence[keras.layers.Layer],
+        candidate_values: Sequence[Mapping[str, Any]],
+        mixing_rule: MixingRule,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not candidates:
+            raise ValueError(f"LayerChoice {choice_name!r} needs candidates. Received: []")
+        if len(candidates) != len(candidate_values):
+            raise ValueError(
+                f"LayerChoice {choice_name!r}: {len(candidates)} candidates but "
+                f"{len(candidate_values)} candidate_values."
+            )
+        self.choice_name = choice_name
+        self.candidates = list(candidates)
+        self.candidate_values = [dict(values) for values in candidate_values]
+        self.mixing_rule = mixing_rule
+
+    @property
+    def decision_names(self) -> list[str]:
+        return list(self.candidate_values[0])
+
+    def build(self, input_shape):
+        spec = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        shapes = {}
+        for values, layer in zip(self.candidate_values, self.candidates):
+            shapes[str(list(values.values()))] = layer.compute_output_spec(spec).shape
+            if not layer.built:
+                layer.build(input_shape)
+        _check_same_output_shapes(self.choice_name, shapes)
+        self.mixing_rule.build(self)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.mixing_rule.mix_layers(self, inputs, training=training)
+
+    def compute_output_spec(self, inputs, training=None):
+        return self.candidates[0].compute_output_spec(inputs)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "choice_name": self.choice_name,
+            "candidates": [keras.saving.serialize_keras_object(c) for c in self.candidates],
+            "candidate_values": self.candidate_values,
+            "mixing_rule": keras.saving.serialize_keras_object(self.mixing_rule),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["candidates"] = [
+            keras.saving.deserialize_keras_object(c) for c in config["candidates"]
+        ]
+        config["mixing_rule"] = keras.saving.deserialize_keras_object(config["mixing_rule"])
+        return cls(**config)
+
+
+REDUCTIONS = ("sum", "mean", "concat")
+
+
+def reduce_tensors(tensors: list, reduction: str):
+    """Combines the chosen inputs of an input choice with standard Keras layers."""
+    if len(tensors) == 1:
+        return tensors[0]
+    if reduction == "sum":
+        return keras.layers.Add()(tensors)
+    if reduction == "mean":
+        return keras.layers.Average()(tensors)
+    return keras.layers.Concatenate(axis=-1)(tensors)
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class InputChoice(keras.layers.Layer):
+    """Supernet form of `input_choice`: all candidate inputs, mixed by a rule.
+
+    Args:
+        choice_name: the hyperparameter name of the choice.
+        subsets: the candidate index subsets (each of size `n_chosen`), one per candidate.
+        candidate_values: for each subset, the `{hp_name: value}` dict selecting it.
+        n_chosen: how many inputs an architecture keeps.
+        reduction: how chosen inputs combine: "sum", "mean" or "concat".
+        mixing_rule: the strategy's `MixingRule`.
+    """
+
+    def __init__(
+        self,
+        choice_name: str,
+        subsets: Sequence[Sequence[int]],
+        candidate_values: Sequence[Mapping[str, Any]],
+        n_chosen: int,
+        reduction: str,
+        mixing_rule: MixingRule,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"Unknown reduction for input choice {choice_name!r}. "
+                f"Received: reduction={reduction!r}; expected one of {REDUCTIONS}."
+            )
+        self.choice_name = choice_name
+        self.subsets = [tuple(int(i) for i in subset) for subset in subsets]
+        self.candidate_values = [dict(values) for values in candidate_values]
+        self.n_chosen = int(n_chosen)
+        self.reduction = reduction
+        self.mixing_rule = mixing_rule
+
+    @property
+    def decision_names(self) -> list[str]:
+        return list(self.candidate_values[0])
+
+    def reduce(self, tensors: list):
+        """Reduces tensors inside a call (ops, not layers: this runs within the layer)."""
+        if len(tensors) == 1:
+            return tensors[0]
+        if self.reduction == "concat":
+            return keras.ops.concatenate(tensors, axis=-1)
+        total = tensors[0]
+        for tensor in tensors[1:]:
+            total = total + tensor
+        return total / float(len(tensors)) if self.reduction == "mean" else total
+
+    def build(self, input_shape):
+        if self.reduction != "concat":
+            _check_same_output_shapes(
+                self.choice_name, {str(i): shape for i, shape in enumerate(input_shape)}
+            )
+        self.mixing_rule.build(self)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.mixing_rule.mix_inputs(self, list(inputs), training=training)
+
+    def compute_output_spec(self, inputs, training=None):
+        specs = [inputs[i] for i in self.subsets[0]]
+        if self.reduction != "concat":
+            return keras.KerasTensor(specs[0].shape, dtype=specs[0].dtype)
+        channels = sum(spec.shape[-1] for spec in specs)
+        return keras.KerasTensor((*specs[0].shape[:-1], channels), dtype=specs[0].dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "choice_name": self.choice_name,
+            "subsets": [list(subset) for subset in self.subsets],
+            "candidate_values": self.candidate_values,
+            "n_chosen": self.n_chosen,
+            "reduction": self.reduction,
+            "mixing_rule": keras.saving.serialize_keras_object(self.mixing_rule),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["mixing_rule"] = keras.saving.deserialize_keras_object(config["mixing_rule"])
+        return cls(**config)
+
+
+class SupernetHyperParameters(keras_tuner.HyperParameters):
+    """Hyperparameters that make choice points build their supernet form.
+
+    A weight-sharing strategy builds the user's unchanged hypermodel with one of these. It
+    records the search space like ordinary `HyperParameters` and carries the strategy's
+    `mixing_rule`, which every choice point asks how to combine its candidates.
+
+    Example:
+
+    ```python
+    hp = tfnas.blocks.SupernetHyperParameters(tfnas.blocks.SinglePath())
+    supernet = build(hp)          # the same build(hp) that makes one network
+    hp.mixing_rule.set_architecture({"op0": "conv3x3"})
+    ```
+    """
+
+    def __init__(self, mixing_rule: MixingRule):
+        super().__init__()
+        if not isinstance(mixing_rule, MixingRule):
+            raise TypeError(
+                "mixing_rule must be a tfnas.blocks.MixingRule. "
+                f"Received: mixing_rule={mixing_rule!r} of type {type(mixing_rule).__name__}"
+            )
+        self.mixing_rule = mixing_rule
+
+    def copy(self):
+        copied = SupernetHyperParameters(self.mixing_rule)
+        source = keras_tuner.HyperParameters.from_config(self.get_config())
+        copied._hps, copied._space, copied.values = source._hps, source._space, source.values
+        return copied
+
+
+def mixing_rule_of(hp: keras_tuner.HyperParameters) -> MixingRule | None:
+    """The strategy's mixing rule when `hp` builds a supernet, else None (fixed mode)."""
+    return getattr(hp, "mixing_rule", None)

@@ -1,0 +1,215 @@
+"""On-device-style latency measurement of TFLite models with the LiteRT interpreter."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from tfnas.latency import tflite
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyReport:
+    """Timing statistics of one TFLite model, in milliseconds per single-example invoke.
+
+    Example:
+
+    ```python
+    report = tfnas.latency.measure(model, quantize="int8")
+    print(report)            # aligned table
+    report.median_ms         # the number to optimize
+    ```
+
+    Attributes:
+        median_ms: Median latency of the timed invokes.
+        p10_ms: 10th percentile latency.
+        p90_ms: 90th percentile latency.
+        mean_ms: Mean latency.
+        std_ms: Population standard deviation of the latency.
+        min_ms: Fastest invoke.
+        runs: Number of timed invokes.
+        num_threads: Interpreter threads.
+        quantize: Quantization applied by `measure` when converting a Keras model, or `None`
+            (also for a flatbuffer or `.tflite` file given as is).
+        size_bytes: Size of the flatbuffer.
+    """
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    runs: int
+    num_threads: int
+    quantize: str | None
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the fields as a JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        rows = [
+            ("quantize", str(self.quantize)),
+            ("num_threads", str(self.num_threads)),
+            ("runs", str(self.runs)),
+            ("median", f"{self.median_ms:.3f} ms"),
+            ("p10", f"{self.p10_ms:.3f} ms"),
+            ("p90", f"{self.p90_ms:.3f} ms"),
+            ("mean", f"{self.mean_ms:.3f} ms"),
+            ("std", f"{self.std_ms:.3f} ms"),
+            ("min", f"{self.min_ms:.3f} ms"),
+            ("size", f"{self.size_bytes / 1024:.1f} KiB ({self.size_bytes} bytes)"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def measure(
+    model_or_tflite: keras.Model | str | os.PathLike | bytes,
+    quantize: str | None = None,
+    num_threads: int = 1,
+    warmup: int = 5,
+    runs: int = 30,
+    representative_data: Any = None,
+    seed: int = 0,
+) -> LatencyReport:
+    """Measures single-example inference latency with the LiteRT interpreter.
+
+    The input is random (fixed `seed`) with the dtype and shape of each model input, set once;
+    only `Interpreter.invoke()` is timed. A dynamic batch dimension is run as 1.
+
+    Example:
+
+    ```python
+    report = measure(model, quantize="int8", num_threads=1)
+    print(report.median_ms)
+    ```
+
+    Args:
+        model_or_tflite: A Keras model (converted with `tfnas.latency.convert`), a path to a
+            `.tflite` file, or flatbuffer bytes.
+        quantize: `None`, `"float16"` or `"int8"`; only for Keras models.
+        num_threads: Interpreter threads, >= 1.
+        warmup: Untimed invokes before timing, >= 0.
+        runs: Timed invokes, >= 1.
+        representative_data: int8 calibration data passed to `convert`; only for Keras models.
+            With `None`, a random calibration set is used: fine for timing.
+        seed: Seed of the random input (and of the random calibration set).
+
+    Returns:
+        A `LatencyReport`.
+
+    Raises:
+        TypeError: If `model_or_tflite` is of another type.
+        ValueError: If an argument is out of range, a path is missing or not a `.tflite`
+            file, or conversion arguments are given with an already converted model.
+    """
+    tflite.check_quantize(quantize)
+    for name, value, low in (
+        ("runs", runs, 1),
+        ("warmup", warmup, 0),
+        ("num_threads", num_threads, 1),
+    ):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}.")
+
+    if isinstance(model_or_tflite, bytes | bytearray):
+        _check_no_conversion_args(quantize, representative_data, "flatbuffer bytes")
+        flatbuffer = bytes(model_or_tflite)
+    elif isinstance(model_or_tflite, str | os.PathLike):
+        path = os.fspath(model_or_tflite)
+        if not path.endswith(".tflite"):
+            raise ValueError(
+                f"Expected a path to a '.tflite' file. Received: model_or_tflite={path!r}."
+            )
+        if not os.path.isfile(path):
+            raise ValueError(f"No such .tflite file. Received: model_or_tflite={path!r}.")
+        _check_no_conversion_args(quantize, representative_data, "a .tflite path")
+        with open(path, "rb") as f:
+            flatbuffer = f.read()
+    elif isinstance(model_or_tflite, keras.Model):
+        flatbuffer = tflite.convert(
+            model_or_tflite, quantize, representative_data=representative_data, seed=seed
+        )
+    else:
+        raise TypeError(
+            "`model_or_tflite` must be a keras.Model, a path to a .tflite file or flatbuffer "
+            f"bytes. Received: an object of type {type(model_or_tflite).__name__}."
+        )
+
+    times_ms = _time_invokes(flatbuffer, num_threads, warmup, runs, seed)
+    p10, median, p90 = np.percentile(times_ms, [10, 50, 90])
+    return LatencyReport(
+        median_ms=float(median),
+        p10_ms=float(p10),
+        p90_ms=float(p90),
+        mean_ms=float(np.mean(times_ms)),
+        std_ms=float(np.std(times_ms)),
+        min_ms=float(np.min(times_ms)),
+        runs=int(runs),
+        num_threads=int(num_threads),
+        quantize=quantize,
+        size_bytes=len(flatbuffer),
+    )
+
+
+def _check_no_conversion_args(quantize: str | None, representative_data: Any, what: str) -> None:
+    if quantize is not None:
+        raise ValueError(
+            f"`quantize` only applies to Keras models; {what} is already converted. "
+            f"Received: quantize={quantize!r}."
+        )
+    if representative_data is not None:
+        raise ValueError(
+            f"`representative_data` only applies to Keras models; {what} is already converted. "
+            f"Received: representative_data of type {type(representative_data).__name__}."
+        )
+
+
+def _time_invokes(
+    flatbuffer: bytes, num_threads: int, warmup: int, runs: int, seed: int
+) -> np.ndarray:
+    """Returns the wall time in milliseconds of each of `runs` invokes after `warmup`."""
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(seed)
+    for detail in interpreter.get_input_details():
+        if any(d < 0 for d in detail["shape_signature"][1:]):
+            raise ValueError(
+                "Only the batch dimension may be dynamic for timing. Received: input "
+                f"{detail['name']!r} with shape {detail['shape_signature'].tolist()}."
+            )
+        interpreter.set_tensor(
+            detail["index"], _random_input(rng, detail["shape"], detail["dtype"])
+        )
+
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times[i] = time.perf_counter() - start
+    return times * 1e3
+
+
+def _random_input(rng: np.random.Generator, shape: np.ndarray, dtype: type) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        # Quantized inputs span their dtype; other integer inputs (ids, indices) stay tiny.
+        info = np.iinfo(dtype)
+        low, high = (info.min, info.max) if dtype.itemsize == 1 else (0, 1)
+        return rng.integers(low, high, shape, endpoint=True).astype(dtype)
+    raise ValueError(f"Unsupported input dtype for random inputs. Received: dtype={dtype}.")

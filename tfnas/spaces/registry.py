@@ -1,0 +1,43 @@
+"""Spaces by name, sized for a data set: what `tfnas-search --space=` builds."""
+
+from __future__ import annotations
+
+from tfnas.spaces.darts import DartsSpace
+from tfnas.spaces.mobile import MobileSpace, Stage
+from tfnas.spaces.nasbench201 import NasBench201Space
+
+SPACES = ("darts", "nasbench201", "mobile")
+
+
+def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
+    """A ready space by name for the given data.
+
+    Args:
+        name: one of `SPACES`.
+        input_shape: the images' shape.
+        num_classes: number of classes.
+        tiny: a small network that trains in seconds on 2 CPU cores (default: when the
+            images are at most 16x16, as the bundled digits are); else the papers' sizes.
+    """
+    if name not in SPACES:
+        raise ValueError(f"Unknown space. Received: name={name!r}; expected one of {list(SPACES)}.")
+    if tiny is None:
+        tiny = max(input_shape[:2]) <= 16
+    if name == "darts":
+        if tiny:
+            return DartsSpace(input_shape, num_classes, init_channels=8, num_cells=5)
+        return DartsSpace(input_shape, num_classes)
+    if name == "nasbench201":
+        if tiny:
+            return NasBench201Space(input_shape, num_classes, channels=8, cells_per_stage=1)
+        return NasBench201Space(input_shape, num_classes)
+    if tiny:
+        return MobileSpace(
+            input_shape,
+            num_classes,
+            stem_filters=8,
+            stem_strides=1,
+            head_filters=64,
+            stages=[Stage(8, 1), Stage(16, (1, 2), 2), Stage(24, (1, 2), 2)],
+        )
+    return MobileSpace(input_shape, num_classes)

@@ -1,0 +1,109 @@
+"""`tfnas.Tuner`: a `keras_tuner.Tuner` that records what architecture search needs.
+
+Beside the objective, every trial records its architecture's costs as metrics, so that
+objectives, oracles and Pareto fronts can combine them:
+
+- `num_params`: all weights of the model,
+- `flops`: multiply-adds of one forward pass (`tfnas.cost.count_flops`),
+- `model_bytes`: bytes of the weights,
+- `latency_ms`: median TFLite (LiteRT) latency, when `measure_latency=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import keras_tuner
+from keras_tuner.src import backend as kt_backend
+from keras_tuner.src import utils as kt_utils
+from keras_tuner.src.engine import tuner_utils
+
+from tfnas import cost
+
+COST_METRICS = ("num_params", "flops", "model_bytes")
+LATENCY_METRIC = "latency_ms"
+
+
+def model_costs(
+    model: keras.Model,
+    *,
+    measure_latency: bool = False,
+    latency_options: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """The cost metrics `tfnas.Tuner` records for a model (see the module docstring)."""
+    costs = {
+        "num_params": float(cost.count_params(model)),
+        "flops": float(cost.count_flops(model)),
+        "model_bytes": float(cost.model_bytes(model)),
+    }
+    if measure_latency:
+        from tfnas import latency  # Imported here: conversion is only needed when timing.
+
+        report = latency.measure(model, **dict(latency_options or {}))
+        costs[LATENCY_METRIC] = float(report.median_ms)
+    return costs
+
+
+class Tuner(keras_tuner.Tuner):
+    """A KerasTuner `Tuner` for architecture search.
+
+    Takes every argument of `keras_tuner.Tuner` (hypermodel, oracle, directory,
+    project_name, overwrite, executions_per_trial, distribution_strategy, ...), works with
+    any KerasTuner oracle and any tfnas oracle, and records per trial `num_params`,
+    `flops`, `model_bytes` and optionally `latency_ms` beside the fit metrics.
+
+    Args:
+        hypermodel: a `keras_tuner.HyperModel` or a `build(hp)` function.
+        oracle: a `keras_tuner.Oracle` (e.g. `tfnas.oracles.RegularizedEvolution`).
+        measure_latency: also time every trial's model with TFLite (slower).
+        latency_options: keyword arguments of `tfnas.latency.measure` (e.g.
+            `{"quantize": "int8", "runs": 20}`).
+        **kwargs: the other arguments of `keras_tuner.Tuner`.
+
+    Example:
+
+    ```python
+    tuner = tfnas.Tuner(space, oracle=keras_tuner.oracles.RandomSearchOracle(
+        objective="val_accuracy", max_trials=5), directory="runs", project_name="digits")
+    tuner.search(data.x_train, data.y_train, epochs=3,
+                 validation_data=(data.x_val, data.y_val))
+    best = tuner.get_best_models(1)[0]
+    ```
+    """
+
+    def __init__(
+        self,
+        hypermodel=None,
+        oracle=None,
+        *,
+        measure_latency: bool = False,
+        latency_options: Mapping[str, Any] | None = None,
+        **kwargs,
+    ):
+        if latency_options is not None and not isinstance(latency_options, Mapping):
+            raise TypeError(
+                f"latency_options must be a dict of tfnas.latency.measure arguments. "
+                f"Received: latency_options={latency_options!r}"
+            )
+        self.measure_latency = bool(measure_latency)
+        self.latency_options = dict(latency_options or {})
+        super().__init__(hypermodel=hypermodel, oracle=oracle, **kwargs)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        model = self._try_build(hp)
+        costs = model_costs(
+            model, measure_latency=self.measure_latency, latency_options=self.latency_options
+        )
+        results = self.hypermodel.fit(hp, model, *args, **kwargs)
+        # As keras_tuner.Tuner does, so that load_model can rebuild the trial's model.
+        if kt_backend.config.multi_backend():
+            kt_utils.save_json(
+                self._get_build_config_fname(trial.trial_id), model.get_build_config()
+            )
+        tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
+        metrics = dict(tuner_utils.convert_to_metrics_dict(results, self.oracle.objective))
+        metrics.update(costs)
+        return metrics
