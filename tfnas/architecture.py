@@ -56,10 +56,12 @@ def _check_value(hyperparameter, value) -> None:
             )
     elif hasattr(hyperparameter, "min_value"):
         low, high = hyperparameter.min_value, hyperparameter.max_value
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(
-                f"Value of {name!r} must be in [{low}, {high}]. Received: {value!r}"
-            )
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
+            raise ValueError(f"Value of {name!r} must be in [{low}, {high}]. Received: {value!r}")
 
 
 def _build_fn(hypermodel) -> Callable[[keras_tuner.HyperParameters], Any]:

@@ -20,9 +20,7 @@ def count_params(model: keras.Model) -> int:
 
 def model_bytes(model: keras.Model) -> int:
     """Bytes of all weights at their storage dtype."""
-    return int(
-        sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights)
-    )
+    return int(sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))
 
 
 def _layer_macs(layer: keras.layers.Layer, input_shape, output_shape) -> int:

@@ -18,7 +18,6 @@ def get(name: str):
     """Returns the oracle class registered under `name` (see `ORACLES`)."""
     if name not in ORACLES:
         raise ValueError(
-            f"Unknown oracle: {name!r}. Received: name={name!r}; "
-            f"expected one of {sorted(ORACLES)}."
+            f"Unknown oracle: {name!r}. Received: name={name!r}; expected one of {sorted(ORACLES)}."
         )
     return ORACLES[name]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from typing import Any
 
 import keras
@@ -19,9 +18,11 @@ import keras_tuner
 from tfnas import data as data_lib
 from tfnas import latency, oracles, spaces
 from tfnas.architecture import Architecture
+from tfnas.tuners import pareto
 from tfnas.tuners.tuner import COST_METRICS, Tuner
 
 OUTPUT_FILES = ("best_model.keras", "best_model.tflite", "architecture.json", "results.json")
+PARETO_METRICS = ("val_accuracy", "flops")
 OBJECTIVE = "val_accuracy"
 
 
@@ -121,7 +122,9 @@ def run_search(
         The summary written to `results.json` (without the per-trial list).
     """
     if space not in spaces.SPACES:
-        raise ValueError(f"Unknown space. Received: space={space!r}; expected one of {list(spaces.SPACES)}.")
+        raise ValueError(
+            f"Unknown space. Received: space={space!r}; expected one of {list(spaces.SPACES)}."
+        )
     oracle_class = oracles.get(oracle)
     for name, value in (
         ("max_trials", max_trials),
@@ -133,7 +136,9 @@ def run_search(
         _check_positive_int(name, value)
     latency.tflite.check_quantize(quantize)
     if not isinstance(output_dir, str) or not output_dir:
-        raise ValueError(f"output_dir must be a non-empty path. Received: output_dir={output_dir!r}")
+        raise ValueError(
+            f"output_dir must be a non-empty path. Received: output_dir={output_dir!r}"
+        )
 
     keras.utils.set_random_seed(seed)
     data = data_lib.load(dataset, seed=seed)
@@ -164,10 +169,7 @@ def run_search(
     architecture = Architecture.from_hyperparameters(
         hypermodel, best_trial.hyperparameters, validate=False
     )
-    with warnings.catch_warnings():
-        # The checkpoint holds optimizer slots a freshly built model has not created yet.
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        best_model = tuner.load_model(best_trial)
+    best_model = tuner.load_model(best_trial)
     _, test_accuracy = best_model.evaluate(data.x_test, data.y_test, verbose=0)
 
     os.makedirs(output_dir, exist_ok=True)
@@ -203,8 +205,20 @@ def run_search(
         "latency": report.to_dict(),
         "files": paths,
     }
+    front = tuner.pareto_front(PARETO_METRICS)
+    summary["pareto_plot"] = tuner.plot_pareto(
+        os.path.join(output_dir, "pareto.png"), PARETO_METRICS
+    )
     with open(paths["results.json"], "w", encoding="utf-8") as f:
-        json.dump({**summary, "trials": trial_records(tuner)}, f, indent=2)
+        json.dump(
+            {
+                **summary,
+                "pareto_front": {"metrics": PARETO_METRICS, "points": pareto.pareto_to_json(front)},
+                "trials": trial_records(tuner),
+            },
+            f,
+            indent=2,
+        )
     if verbose:
         print(_format_report(summary))
     return summary

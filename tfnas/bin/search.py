@@ -38,7 +38,9 @@ _NUM_THREADS = flags.DEFINE_integer(
     "num_threads", 1, "LiteRT threads for timing.", lower_bound=1, upper_bound=256
 )
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Start over instead of resuming.")
-_VERBOSE = flags.DEFINE_integer("verbose", 1, "0 silent, 1 trials, 2 epochs.", lower_bound=0, upper_bound=2)
+_VERBOSE = flags.DEFINE_integer(
+    "verbose", 1, "0 silent, 1 trials, 2 epochs.", lower_bound=0, upper_bound=2
+)
 
 
 @flags.validator("output_dir", message="--output_dir must be a non-empty path.")

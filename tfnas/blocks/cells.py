@@ -52,7 +52,9 @@ def darts_cell(
             source = states[i]
             strides = 2 if reduction and i < 2 else 1
             make = lambda name: ops.darts_op(name, source.shape[1:], channels, strides, affine)
-            choice = layer_choice(hp, f"{prefix}/node{node}/edge{i}", ops.op_factories(operations, make))
+            choice = layer_choice(
+                hp, f"{prefix}/node{node}/edge{i}", ops.op_factories(operations, make)
+            )
             return choice(source)
 
         states.append(

@@ -64,9 +64,7 @@ def _check_candidates(name: str, candidates: Any) -> list[str]:
             f"Received: candidates={candidates!r}"
         )
     if not candidates:
-        raise ValueError(
-            f"Choice {name!r} needs at least one candidate. Received: candidates={{}}"
-        )
+        raise ValueError(f"Choice {name!r} needs at least one candidate. Received: candidates={{}}")
     for key, factory in candidates.items():
         if not isinstance(key, str) or not key:
             raise ValueError(
@@ -113,7 +111,9 @@ class _FixedChoice:
             if shape_key not in checked:
                 shapes = {}
                 for key, factory in self._candidates.items():
-                    layer = self.layer if key == self.value else _make_layer(self.name, key, factory)
+                    layer = (
+                        self.layer if key == self.value else _make_layer(self.name, key, factory)
+                    )
                     shapes[key] = layer.compute_output_spec(inputs).shape
                 _check_same_output_shapes(self.name, shapes)
                 checked.add(shape_key)
@@ -169,15 +169,24 @@ def layer_choice(
         return _FixedChoice(name, key, _make_layer(name, key, candidates[key]), candidates)
     hp.Choice(name, keys, default=default)
     layers = [_make_layer(name, key, candidates[key]) for key in keys]
-    return LayerChoice(
-        name, layers, [{name: key} for key in keys], rule, name=_layer_name(name)
-    )
+    return LayerChoice(name, layers, [{name: key} for key in keys], rule, name=_layer_name(name))
 
 
 def _layer_name(choice_name: str) -> str:
     """A Keras-safe, unique layer name for a choice's supernet layer."""
     safe = re.sub(r"[^0-9A-Za-z_]", "_", choice_name)
     return f"choice_{safe}_{keras.backend.get_uid('tfnas_choice')}"
+
+
+def _announce_scope(hp: keras_tuner.HyperParameters, name: str, values: list) -> None:
+    """Opens, and leaves empty, the scope of a branch this build does not take.
+
+    KerasTuner finds conditional choices by recording the scopes a build opens but does not
+    activate (`hp.inactive_scopes`), then rebuilding with each of them active. Branches
+    skipped in fixed mode must therefore still announce their scope.
+    """
+    with hp.conditional_scope(name, values):
+        pass
 
 
 def _subset_value(subset: Sequence[int]) -> str:
@@ -242,10 +251,10 @@ def input_choice(
             raise _inactive_error(name)
         chosen = [int(i) for i in chosen_value.split(",")]
         tensors = [materialize(i) for i in chosen]
+        for index in set(range(len(inputs))) - set(chosen):
+            _announce_scope(hp, name, [_subset_value(s) for s in subsets if index in s])
         if reduction != "concat":
-            _check_same_output_shapes(
-                name, {str(i): t.shape for i, t in zip(chosen, tensors)}
-            )
+            _check_same_output_shapes(name, {str(i): t.shape for i, t in zip(chosen, tensors)})
         return reduce_tensors(tensors, reduction)
     tensors = [materialize(i) for i in range(len(inputs))]
     layer = InputChoice(
@@ -320,7 +329,9 @@ def attribute_choice(
             raise _inactive_error(name)
         return _make_layer(name, str(chosen), lambda: factory(**fixed, **chosen))
     combos = [dict(zip(searched, combo)) for combo in itertools.product(*searched.values())]
-    layers = [_make_layer(name, str(combo), lambda c=combo: factory(**fixed, **c)) for combo in combos]
+    layers = [
+        _make_layer(name, str(combo), lambda c=combo: factory(**fixed, **c)) for combo in combos
+    ]
     values = [{f"{name}/{a}": v for a, v in combo.items()} for combo in combos]
     return LayerChoice(name, layers, values, rule, name=_layer_name(name))
 
@@ -380,6 +391,8 @@ def repeat(
             x = block(index, x)
         outputs[index + 1] = x
     if rule is None:
+        for index in range(built_depth, depths[-1]):
+            _announce_scope(hp, name, [d for d in depths if d > index])
         return x
     layer = InputChoice(
         name,

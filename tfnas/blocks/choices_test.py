@@ -56,24 +56,34 @@ def test_same_name_shares_one_decision_with_separate_weights():
 
 
 def test_error_empty_candidates():
-    with pytest.raises(ValueError, match=r"Choice 'op' needs at least one candidate. Received: candidates=\{\}"):
+    with pytest.raises(
+        ValueError, match=r"Choice 'op' needs at least one candidate. Received: candidates=\{\}"
+    ):
         blocks.layer_choice(keras_tuner.HyperParameters(), "op", {})
 
 
 def test_error_candidate_not_callable():
-    with pytest.raises(TypeError, match=r"Candidate 'conv' of choice 'op' must be a callable.*Received: 3"):
+    with pytest.raises(
+        TypeError, match=r"Candidate 'conv' of choice 'op' must be a callable.*Received: 3"
+    ):
         blocks.layer_choice(keras_tuner.HyperParameters(), "op", {"conv": 3})
 
 
 def test_error_candidate_does_not_return_a_layer():
-    with pytest.raises(TypeError, match=r"Candidate 'conv' of choice 'op' must return a keras.layers.Layer.*Received: 'oops'"):
+    with pytest.raises(
+        TypeError,
+        match=r"Candidate 'conv' of choice 'op' must return a keras.layers.Layer.*Received: 'oops'",
+    ):
         blocks.layer_choice(keras_tuner.HyperParameters(), "op", {"conv": lambda: "oops"})
 
 
 def test_error_same_name_different_candidates():
     hp = keras_tuner.HyperParameters()
     blocks.layer_choice(hp, "op", _candidates())
-    with pytest.raises(ValueError, match=r"'op' is registered twice with different candidates: first \['conv3x3', 'pool', 'skip'\], now \['a'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"'op' is registered twice with different candidates: first \['conv3x3', 'pool', 'skip'\], now \['a'\]",
+    ):
         blocks.layer_choice(hp, "op", {"a": lambda: keras.layers.Identity()})
 
 
@@ -81,14 +91,19 @@ def test_error_output_shapes_disagree():
     hp = keras_tuner.HyperParameters()
     inputs = keras.Input((8, 8, 4))
     choice = blocks.layer_choice(hp, "widths", _candidates(filters=16))
-    with pytest.raises(ValueError, match=r"candidates of choice 'widths' produce different output shapes.*'conv3x3': \(None, 8, 8, 16\).*'pool': \(None, 8, 8, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"candidates of choice 'widths' produce different output shapes.*'conv3x3': \(None, 8, 8, 16\).*'pool': \(None, 8, 8, 4\)",
+    ):
         choice(inputs)
 
 
 def test_error_bad_name_and_default():
     with pytest.raises(ValueError, match="non-empty string. Received: name=''"):
         blocks.layer_choice(keras_tuner.HyperParameters(), "", _candidates())
-    with pytest.raises(ValueError, match=r"default of choice 'op' must be one of .* Received: default='nope'"):
+    with pytest.raises(
+        ValueError, match=r"default of choice 'op' must be one of .* Received: default='nope'"
+    ):
         blocks.layer_choice(keras_tuner.HyperParameters(), "op", _candidates(), default="nope")
 
 
@@ -121,11 +136,17 @@ def test_input_choice_values_are_subsets():
 def test_input_choice_errors():
     hp = keras_tuner.HyperParameters()
     x = keras.Input((4, 4, 4))
-    with pytest.raises(ValueError, match=r"n_chosen of input choice 'n' must be an int in \[1, 2\]. Received: n_chosen=3"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_chosen of input choice 'n' must be an int in \[1, 2\]. Received: n_chosen=3",
+    ):
         blocks.input_choice(hp, "n", [x, x], n_chosen=3)
     with pytest.raises(ValueError, match="Received: reduction='max'"):
         blocks.input_choice(hp, "n", [x, x], reduction="max")
-    with pytest.raises(ValueError, match=r"inputs of input choice 'n' must be a non-empty list. Received: inputs=\[\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"inputs of input choice 'n' must be a non-empty list. Received: inputs=\[\]",
+    ):
         blocks.input_choice(hp, "n", [])
     y = keras.Input((4, 4, 8))
     hp.values["m"] = "0,1"
@@ -166,7 +187,10 @@ def test_repeat_conditions_blocks_beyond_minimum_depth():
 
 def test_repeat_errors():
     hp = keras_tuner.HyperParameters()
-    with pytest.raises(ValueError, match=r"depths of 'd' must be a non-empty list of distinct ints >= 0. Received: depths=\[1, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"depths of 'd' must be a non-empty list of distinct ints >= 0. Received: depths=\[1, 1\]",
+    ):
         blocks.repeat(hp, "d", [1, 1], lambda i, x: x, keras.Input((4,)))
 
 
@@ -187,7 +211,10 @@ def test_attribute_choice_fixed_mode_returns_standard_layer():
 
 def test_attribute_choice_errors():
     hp = keras_tuner.HyperParameters()
-    with pytest.raises(ValueError, match=r"Attribute 'kernel_size' of choice 'c' needs at least one value. Received: kernel_size=\[\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Attribute 'kernel_size' of choice 'c' needs at least one value. Received: kernel_size=\[\]",
+    ):
         blocks.attribute_choice(hp, "c", lambda kernel_size: None, kernel_size=[])
 
 
@@ -259,5 +286,7 @@ def test_supernet_repeat_builds_all_blocks_and_picks_the_depth():
 
 def test_supernet_shape_mismatch_fails_at_build():
     hp = blocks.SupernetHyperParameters(blocks.UniformMixture())
-    with pytest.raises(ValueError, match="candidates of choice 'op' produce different output shapes"):
+    with pytest.raises(
+        ValueError, match="candidates of choice 'op' produce different output shapes"
+    ):
         blocks.layer_choice(hp, "op", _candidates(filters=16))(keras.Input((8, 8, 4)))

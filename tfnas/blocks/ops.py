@@ -118,7 +118,9 @@ def darts_op(
     if name == "avg_pool_3x3":
         return layers.AveragePooling2D(3, strides, padding="same")
     if name == "skip_connect":
-        return layers.Identity() if strides == 1 else factorized_reduce(input_shape, channels, affine)
+        return (
+            layers.Identity() if strides == 1 else factorized_reduce(input_shape, channels, affine)
+        )
     if name.startswith("sep_conv_"):
         return sep_conv(channels, int(name[-1]), strides, affine)
     if name.startswith("dil_conv_"):

@@ -15,7 +15,9 @@ def test_darts_ops_stride_1(name):
     assert model.output.shape == (None, 8, 8, 4)
 
 
-@pytest.mark.parametrize("name", ["none", "skip_connect", "dil_conv_3x3", "sep_conv_5x5", "max_pool_3x3"])
+@pytest.mark.parametrize(
+    "name", ["none", "skip_connect", "dil_conv_3x3", "sep_conv_5x5", "max_pool_3x3"]
+)
 def test_darts_ops_stride_2_halve_resolution(name):
     model = run_layer_test(lambda: ops.darts_op(name, SHAPE, 4, 2), SHAPE)
     assert model.output.shape == (None, 4, 4, 4)

@@ -43,13 +43,14 @@ def test_uniform_mixture_refuses_concat():
     layer = _input_choice(blocks.UniformMixture(), "concat")()
     inputs = [keras.Input((4, 4, 2)) for _ in range(3)]
     with pytest.raises(ValueError, match="cannot mix input choice 'node' with reduction='concat'"):
-        keras.Model(inputs, layer(inputs))(
-            [keras.ops.ones((1, 4, 4, 2))] * 3
-        )
+        keras.Model(inputs, layer(inputs))([keras.ops.ones((1, 4, 4, 2))] * 3)
 
 
 def test_supernet_hyperparameters_requires_a_rule():
-    with pytest.raises(TypeError, match="mixing_rule must be a tfnas.blocks.MixingRule. Received: mixing_rule='darts'"):
+    with pytest.raises(
+        TypeError,
+        match="mixing_rule must be a tfnas.blocks.MixingRule. Received: mixing_rule='darts'",
+    ):
         blocks.SupernetHyperParameters("darts")
 
 

@@ -33,7 +33,9 @@ class Stage:
         depths = (self.depths,) if isinstance(self.depths, int) else tuple(self.depths)
         object.__setattr__(self, "depths", depths)
         if not isinstance(self.filters, int) or self.filters < 1:
-            raise ValueError(f"Stage filters must be an int >= 1. Received: filters={self.filters!r}")
+            raise ValueError(
+                f"Stage filters must be an int >= 1. Received: filters={self.filters!r}"
+            )
         if not depths or min(depths) < 1:
             raise ValueError(f"Stage depths must be ints >= 1. Received: depths={self.depths!r}")
         if self.strides not in (1, 2):
@@ -43,11 +45,27 @@ class Stage:
 # Widths and strides of the MobileNetV2 / MnasNet-A1 macro structures (ImageNet).
 MOBILENET_V2_STAGES = tuple(
     Stage(f, d, s)
-    for f, d, s in [(16, 1, 1), (24, 2, 2), (32, 3, 2), (64, 4, 2), (96, 3, 1), (160, 3, 2), (320, 1, 1)]
+    for f, d, s in [
+        (16, 1, 1),
+        (24, 2, 2),
+        (32, 3, 2),
+        (64, 4, 2),
+        (96, 3, 1),
+        (160, 3, 2),
+        (320, 1, 1),
+    ]
 )
 MNASNET_STAGES = tuple(
     Stage(f, d, s)
-    for f, d, s in [(16, 1, 1), (24, 2, 2), (40, 3, 2), (80, 4, 2), (112, 2, 1), (160, 3, 2), (320, 1, 1)]
+    for f, d, s in [
+        (16, 1, 1),
+        (24, 2, 2),
+        (40, 3, 2),
+        (80, 4, 2),
+        (112, 2, 1),
+        (160, 3, 2),
+        (320, 1, 1),
+    ]
 )
 
 # Per stage: (depth, expansion, kernel_size, se_ratio), as in the papers' released models.
@@ -137,7 +155,8 @@ class MobileSpace(keras_tuner.HyperModel):
         stages = tuple(stages)
         if not stages or not all(isinstance(s, Stage) for s in stages):
             raise ValueError(
-                f"stages must be a non-empty list of tfnas.spaces.Stage. Received: stages={stages!r}"
+                "stages must be a non-empty list of tfnas.spaces.Stage. "
+                f"Received: stages={stages!r}"
             )
         for arg, values in (
             ("kernel_sizes", kernel_sizes),
@@ -148,7 +167,9 @@ class MobileSpace(keras_tuner.HyperModel):
             if isinstance(values, (str, int, float)) or not values:
                 raise ValueError(f"{arg} must be a non-empty list. Received: {arg}={values!r}")
         if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f"kernel_sizes must be odd ints. Received: kernel_sizes={kernel_sizes!r}")
+            raise ValueError(
+                f"kernel_sizes must be odd ints. Received: kernel_sizes={kernel_sizes!r}"
+            )
         if any(e < 1 for e in expansions):
             raise ValueError(f"expansions must be >= 1. Received: expansions={expansions!r}")
         if any(not 0 <= r <= 1 for r in se_ratios):
@@ -204,7 +225,12 @@ class MobileSpace(keras_tuner.HyperModel):
         stem_activation = self.activations[0]
         inputs = keras.Input(self.input_shape)
         x = layers.Conv2D(
-            self.stem_filters, 3, self.stem_strides, padding="same", use_bias=False, name="stem_conv"
+            self.stem_filters,
+            3,
+            self.stem_strides,
+            padding="same",
+            use_bias=False,
+            name="stem_conv",
         )(inputs)
         x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="stem_bn")(x)
         x = layers.Activation(stem_activation, name="stem_act")(x)

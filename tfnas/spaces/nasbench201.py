@@ -95,7 +95,8 @@ class NasBench201Space(keras_tuner.HyperModel):
             raise ValueError(f"channels must be an int >= 1. Received: channels={channels!r}")
         if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
             raise ValueError(
-                f"cells_per_stage must be an int >= 1. Received: cells_per_stage={cells_per_stage!r}"
+                "cells_per_stage must be an int >= 1. "
+                f"Received: cells_per_stage={cells_per_stage!r}"
             )
         unknown = [op for op in operations if op not in ops.NASBENCH201_OPS]
         if unknown or not operations:
@@ -113,7 +114,9 @@ class NasBench201Space(keras_tuner.HyperModel):
     def build(self, hp):
         layers = keras.layers
         inputs = keras.Input(self.input_shape)
-        x = layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+        x = layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="stem_conv")(
+            inputs
+        )
         x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="stem_bn")(x)
         channels = self.channels
         for stage in range(3):

@@ -11,6 +11,7 @@ objectives, oracles and Pareto fronts can combine them:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,23 @@ def model_costs(
         report = latency.measure(model, **dict(latency_options or {}))
         costs[LATENCY_METRIC] = float(report.median_ms)
     return costs
+
+
+class _LogCosts(keras.callbacks.Callback):
+    """Adds the model's costs to every epoch's logs.
+
+    KerasTuner scores a trial from the best epoch of its history and checkpoints by the
+    objective per epoch, so objectives over costs (e.g. `MnasNetReward`) must see the costs
+    there. Keras passes one logs dict to all callbacks, History last.
+    """
+
+    def __init__(self, costs: Mapping[str, float]):
+        super().__init__()
+        self._costs = dict(costs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self._costs)
 
 
 class Tuner(keras_tuner.Tuner):
@@ -97,6 +115,7 @@ class Tuner(keras_tuner.Tuner):
         costs = model_costs(
             model, measure_latency=self.measure_latency, latency_options=self.latency_options
         )
+        kwargs["callbacks"] = [_LogCosts(costs), *kwargs.get("callbacks", [])]
         results = self.hypermodel.fit(hp, model, *args, **kwargs)
         # As keras_tuner.Tuner does, so that load_model can rebuild the trial's model.
         if kt_backend.config.multi_backend():
@@ -107,3 +126,26 @@ class Tuner(keras_tuner.Tuner):
         metrics = dict(tuner_utils.convert_to_metrics_dict(results, self.oracle.objective))
         metrics.update(costs)
         return metrics
+
+    def load_model(self, trial):
+        with warnings.catch_warnings():
+            # The checkpoint holds optimizer slots that a freshly built model has not
+            # created; only the weights are wanted.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return super().load_model(trial)
+
+    def pareto_front(self, metrics=("val_accuracy", "flops"), directions=None):
+        """Non-dominated completed trials over 2 or 3 recorded metrics.
+
+        See `tfnas.tuners.pareto.pareto_front`; e.g. `metrics=("val_accuracy",
+        "latency_ms")` with `measure_latency=True`.
+        """
+        from tfnas.tuners import pareto  # pareto imports this module's metric names.
+
+        return pareto.pareto_front(self, metrics=metrics, directions=directions)
+
+    def plot_pareto(self, path: str, metrics=("val_accuracy", "flops"), directions=None) -> str:
+        """Writes a PNG of all trials with the Pareto front highlighted; returns the path."""
+        from tfnas.tuners import pareto
+
+        return pareto.plot_pareto(self, path, metrics=metrics, directions=directions)

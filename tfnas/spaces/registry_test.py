@@ -1,0 +1,57 @@
+"""Spaces by name, and the promise that ready spaces work with plain KerasTuner."""
+
+import subprocess
+import sys
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from tfnas import spaces
+
+
+@pytest.mark.parametrize("name", spaces.SPACES)
+def test_tiny_spaces_build_and_train_a_step(name):
+    space = spaces.make(name, (8, 8, 1), 10)
+    model = space.build(keras_tuner.HyperParameters())
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype="float32")
+    model.fit(x, np.arange(8) % 10, epochs=1, verbose=0)
+    assert model.count_params() < 100_000
+
+
+def test_unknown_space():
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown space. Received: name='nasnet'; expected one of \['darts', 'nasbench201', 'mobile'\]",
+    ):
+        spaces.make("nasnet", (8, 8, 1), 10)
+
+
+def test_keras_tuner_random_search_runs_a_tfnas_space_unchanged(tmp_path):
+    space = spaces.make("mobile", (8, 8, 1), 10)
+    tuner = keras_tuner.RandomSearch(
+        space, objective="val_accuracy", max_trials=2, seed=1,
+        directory=str(tmp_path), project_name="kt",
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 8, 8, 1), dtype="float32"), rng.integers(0, 10, 32)
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 2
+    # KerasTuner explored the conditional scopes: the deeper blocks' choices are known.
+    names = {p.name for p in tuner.oracle.hyperparameters.space}
+    assert "stage1/block1/kernel_size" in names
+    best = tuner.get_best_models(1)[0]
+    path = tmp_path / "best.keras"
+    best.save(path)
+    # A fixed-mode model loads where tfnas was never imported.
+    code = (
+        "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
+        "assert not any(k.startswith('tfnas') for k in sys.modules); print(m.count_params())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip().splitlines()[-1]) == best.count_params()
+    assert isinstance(best, keras.Model)
