@@ -5,12 +5,21 @@
 
 import keras_tuner
 
+from tfnas.tuners.evolution import RegularizedEvolution
+from tfnas.tuners.nao import NAO
+from tfnas.tuners.pnas import PNAS
+from tfnas.tuners.reinforce import Reinforce
+
 RandomSearchOracle = keras_tuner.oracles.RandomSearchOracle
 BayesianOptimizationOracle = keras_tuner.oracles.BayesianOptimizationOracle
 
 ORACLES = {
     "random": RandomSearchOracle,
     "bayesian": BayesianOptimizationOracle,
+    "regularized_evolution": RegularizedEvolution,
+    "reinforce": Reinforce,
+    "pnas": PNAS,
+    "nao": NAO,
 }
 
 

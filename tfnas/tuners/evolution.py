@@ -1,0 +1,162 @@
+"""Regularized (aging) evolution of AmoebaNet (Real et al. 2018, arXiv 1802.01548).
+
+A population of `population_size` architectures starts random. Each new architecture is a
+mutation of the winner of a tournament among `sample_size` members drawn at random: exactly
+one decision changes to another of its candidates. When the child's result comes back it joins
+the population and the oldest member dies, whatever its fitness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tfnas.tuners import encoding, multi_trial
+
+
+class AgingEvolution(multi_trial.SearchAlgorithm):
+    """The aging-evolution algorithm, without Keras.
+
+    Args:
+        population_size: Number of architectures kept alive (P), at least 2.
+        sample_size: Tournament size (S), in `[1, population_size]`.
+        seed: Random seed.
+
+    Example:
+
+    ```python
+    algorithm = AgingEvolution(population_size=20, sample_size=5, seed=0)
+    values = algorithm.propose(space, is_seen=lambda v: False)
+    algorithm.observe(space, values, reward=0.7)
+    ```
+    """
+
+    def __init__(self, population_size: int = 20, sample_size: int = 5, seed: int | None = None):
+        super().__init__(seed)
+        self.population_size = multi_trial.check_int("population_size", population_size, low=2)
+        sample_size = multi_trial.check_int("sample_size", sample_size)
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(
+                f"sample_size must be in [1, population_size={population_size}]. "
+                f"Received: sample_size={sample_size}"
+            )
+        self.sample_size = sample_size
+        # Oldest first: {"values": architecture, "reward": float}.
+        self.population: list[dict[str, Any]] = []
+        self.num_observed = 0
+
+    def propose(
+        self, space: encoding.SpaceEncoding, is_seen: multi_trial.IsSeen
+    ) -> encoding.Values:
+        if len(self.population) < self.population_size:
+            return space.sample(self.rng)
+        return self.mutate(space, self.tournament()["values"])
+
+    def tournament(self) -> dict[str, Any]:
+        """Returns the best of `sample_size` members drawn without replacement."""
+        size = min(self.sample_size, len(self.population))
+        picks = self.rng.choice(len(self.population), size=size, replace=False)
+        rewards = [self.population[i]["reward"] for i in picks]
+        return self.population[int(picks[int(np.argmax(rewards))])]
+
+    def mutate(self, space: encoding.SpaceEncoding, parent: encoding.Values) -> encoding.Values:
+        """Returns `parent` with one active decision changed to another candidate.
+
+        Decisions that the change activates (conditional children), or that the space gained
+        after the parent ran, get random candidates.
+        """
+        mutable = [d for d in space.active(parent) if d.size > 1]
+        child = dict(parent)
+        if mutable:
+            decision = mutable[int(self.rng.integers(len(mutable)))]
+            current = decision.index_of(parent[decision.name])
+            offset = int(self.rng.integers(1, decision.size))
+            child[decision.name] = decision.candidates[(current + offset) % decision.size]
+        return space.complete(child, self.rng)
+
+    def observe(
+        self, space: encoding.SpaceEncoding, values: encoding.Values, reward: float | None
+    ) -> None:
+        if reward is None:
+            return
+        self.num_observed += 1
+        self.population.append({"values": dict(values), "reward": float(reward)})
+        if len(self.population) > self.population_size:
+            self.population.pop(0)
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            **super().get_state(),
+            "population": [dict(member) for member in self.population],
+            "num_observed": self.num_observed,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.population = [dict(member) for member in state["population"]]
+        self.num_observed = int(state["num_observed"])
+
+
+class RegularizedEvolution(multi_trial.MultiTrialOracle):
+    """Regularized (aging) evolution as a KerasTuner oracle (AmoebaNet, Real et al.).
+
+    Args:
+        objective: A string, `keras_tuner.Objective` or list of them, as for
+            `keras_tuner.Oracle`.
+        max_trials: Maximum number of trials.
+        population_size: Number of architectures kept alive (P), at least 2. The first P
+            architectures are random.
+        sample_size: Tournament size (S), in `[1, population_size]`.
+        hyperparameters: Optional `HyperParameters` to override or pre-register the space.
+        allow_new_entries: Whether the hypermodel may register new hyperparameters.
+        tune_new_entries: Whether new hyperparameters are searched (else kept at default).
+        seed: Random seed.
+        max_retries_per_trial: Retries of a crashed trial before it counts as failed.
+        max_consecutive_failed_trials: The search stops after this many failures in a row.
+        allow_duplicates: If True, an architecture may be evaluated more than once.
+        num_bins: Number of candidates an `Int` or `Float` range is discretized into.
+
+    Example:
+
+    ```python
+    oracle = tfnas.tuners.RegularizedEvolution(
+        objective="val_accuracy", max_trials=100, population_size=20, sample_size=5
+    )
+    tuner = keras_tuner.Tuner(hypermodel=build, oracle=oracle, directory="runs")
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=5)
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials: int = 10,
+        population_size: int = 20,
+        sample_size: int = 5,
+        hyperparameters=None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        seed: int | None = None,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        allow_duplicates: bool = False,
+        num_bins: int = 10,
+    ):
+        self.population_size = population_size
+        self.sample_size = sample_size
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            allow_duplicates=allow_duplicates,
+            num_bins=num_bins,
+        )
+
+    def _make_algorithm(self, seed: int) -> AgingEvolution:
+        return AgingEvolution(self.population_size, self.sample_size, seed=seed)

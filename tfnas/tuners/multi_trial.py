@@ -1,0 +1,371 @@
+"""What every multi-trial strategy shares: the algorithm protocol and the Oracle adapter.
+
+A strategy is split in two (design principle 4):
+
+* a `SearchAlgorithm`: a small object with explicit state that proposes architectures
+  (`propose`) and learns from their rewards (`observe`); it knows nothing of Keras, trials or
+  files and is tested on its own;
+* a `MultiTrialOracle` subclass: a `keras_tuner.Oracle` that only adapts the algorithm: it
+  encodes the (possibly growing) search space, deduplicates proposals, turns finished trials
+  into rewards (failed trials and NaN objectives are not learned from), and keeps the
+  algorithm's state in `oracle.json` so that `overwrite=False` resumes the search exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import trial as trial_module
+
+from tfnas.tuners import encoding
+
+TrialStatus = trial_module.TrialStatus
+IsSeen = Callable[[encoding.Values], bool]
+
+# Architectures `first_unseen` scans before declaring a space exhausted.
+_EXHAUSTIVE_SCAN_LIMIT = 20_000
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """Returns `value` if it is an int in `[low, high]`, else raises a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer. Received: {name}={value!r}")
+    _check_range(name, value, low, high)
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Returns `value` as a float if it is a finite number in range, else raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number. Received: {name}={value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite. Received: {name}={value!r}")
+    _check_range(name, value, low, high, low_inclusive, high_inclusive)
+    return float(value)
+
+
+def check_one_of(name: str, value: Any, options: tuple) -> Any:
+    """Returns `value` if it is one of `options`, else raises a ValueError naming it."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {list(options)}. Received: {name}={value!r}")
+    return value
+
+
+def _check_range(name, value, low, high, low_inclusive=True, high_inclusive=True):
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if not (too_low or too_high):
+        return
+    if low is not None and high is not None:
+        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        requirement = f"in {interval}"
+    elif low is not None:
+        requirement = f"{'>=' if low_inclusive else '>'} {low}"
+    else:
+        requirement = f"{'<=' if high_inclusive else '<'} {high}"
+    raise ValueError(f"{name} must be {requirement}. Received: {name}={value!r}")
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """Returns the JSON-able state of a numpy generator (Python ints are arbitrary size)."""
+    return rng.bit_generator.state
+
+
+def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
+    """Inverse of `rng_state`."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+class SearchAlgorithm:
+    """Base class of a multi-trial search algorithm: explicit state, no Keras.
+
+    Subclasses implement `propose` and `observe`, and extend `get_state` / `set_state` with
+    everything they learn. The random state lives in `self.rng`.
+
+    Args:
+        seed: Seed of `self.rng`.
+
+    Example:
+
+    ```python
+    algorithm = tfnas.tuners.evolution.AgingEvolution(population_size=10, sample_size=3)
+    space = SpaceEncoding(hp)
+    values = algorithm.propose(space, is_seen=lambda v: False)
+    algorithm.observe(space, values, reward=0.9)
+    state = algorithm.get_state()  # JSON-able
+    ```
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+
+    def propose(self, space: encoding.SpaceEncoding, is_seen: IsSeen) -> encoding.Values | None:
+        """Returns the next architecture to evaluate.
+
+        Args:
+            space: The current encoding of the search space.
+            is_seen: Whether an architecture was already proposed (always False when
+                duplicates are allowed). An algorithm may use it to skip known candidates;
+                the caller checks the result again and asks for another proposal if needed.
+
+        Returns:
+            An architecture (dict of active values), or None if the algorithm has nothing to
+            propose (the caller then falls back to random sampling).
+        """
+        raise NotImplementedError
+
+    def observe(
+        self, space: encoding.SpaceEncoding, values: encoding.Values, reward: float | None
+    ) -> None:
+        """Learns from a finished architecture.
+
+        Args:
+            space: The current encoding of the search space.
+            values: The architecture as evaluated (including values of hyperparameters that
+                its build registered).
+            reward: Higher is better. None when the trial failed or its objective was not a
+                finite number: the algorithm must not learn from it.
+        """
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, Any]:
+        """Returns the JSON-able state, random state included."""
+        return {"rng": rng_state(self.rng)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores what `get_state` returned."""
+        self.rng = rng_from_state(state["rng"])
+
+
+def propose_unseen(
+    algorithm: SearchAlgorithm,
+    space: encoding.SpaceEncoding,
+    is_seen: IsSeen,
+    max_collisions: int = 20,
+) -> encoding.Values | None:
+    """Asks `algorithm` for an architecture that was not seen yet.
+
+    After `max_collisions` proposals that were all seen (or a None), falls back to uniform
+    random sampling, then to a scan of the space in a fixed order, as KerasTuner's random
+    search declares a space exhausted after its own collision limit.
+
+    Returns:
+        An unseen architecture, or None if the space is exhausted.
+    """
+    for _ in range(max_collisions + 1):
+        values = algorithm.propose(space, is_seen)
+        if values is None:
+            break
+        if not is_seen(values):
+            return values
+    for _ in range(max_collisions + 1):
+        values = space.sample(algorithm.rng)
+        if not is_seen(values):
+            return values
+    return space.first_unseen(is_seen, _EXHAUSTIVE_SCAN_LIMIT)
+
+
+class MultiTrialOracle(keras_tuner.Oracle):
+    """Base `keras_tuner.Oracle` that runs a `SearchAlgorithm` over trials.
+
+    Subclasses implement `_make_algorithm(seed)`. Rewards are the objective value, negated
+    when the objective is minimized. The algorithm's state is saved in `oracle.json` under
+    "multi_trial".
+
+    Args:
+        objective: As for `keras_tuner.Oracle`.
+        max_trials: Maximum number of trials.
+        hyperparameters: Optional `HyperParameters` to override or pre-register the space.
+        allow_new_entries: Whether the hypermodel may register hyperparameters not in
+            `hyperparameters`.
+        tune_new_entries: Whether such hyperparameters are searched (else kept at default).
+        seed: Random seed (0 is a valid seed here, unlike in KerasTuner's `Oracle`).
+        max_retries_per_trial: Retries of a crashed trial before it counts as failed.
+        max_consecutive_failed_trials: The search stops after this many failures in a row.
+        allow_duplicates: If True, an architecture may be proposed more than once.
+        num_bins: Number of candidates an `Int` or `Float` range is discretized into.
+
+    Example:
+
+    ```python
+    class RandomOracle(MultiTrialOracle):
+        def _make_algorithm(self, seed):
+            return MyRandomAlgorithm(seed)  # A `SearchAlgorithm`.
+
+    oracle = RandomOracle(objective="val_accuracy", max_trials=20, seed=0)
+    tuner = keras_tuner.Tuner(hypermodel=build, oracle=oracle, directory="runs")
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials: int | None = 10,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        seed: int | None = None,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        allow_duplicates: bool = False,
+        num_bins: int = 10,
+    ):
+        if max_trials is not None:
+            check_int("max_trials", max_trials, low=1)
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        if seed is not None:
+            # `Oracle.__init__` does `seed or random.randint(...)`, which discards seed=0.
+            self.seed = self._seed_state = check_int("seed", seed)
+        self.allow_duplicates = bool(allow_duplicates)
+        self.num_bins = check_int("num_bins", num_bins, low=2)
+        self.algorithm = self._make_algorithm(self.seed)
+        # Trial ids whose outcome the algorithm has observed, in observation order.
+        self._observed: list[str] = []
+        self._encoding_cache: tuple[int, int, encoding.SpaceEncoding] | None = None
+
+    def _make_algorithm(self, seed: int) -> SearchAlgorithm:
+        """Returns the search algorithm, seeded with `seed`."""
+        raise NotImplementedError
+
+    def encoding(self) -> encoding.SpaceEncoding:
+        """Returns the encoding of the current search space (rebuilt when it grows)."""
+        key = (id(self.hyperparameters), len(self.hyperparameters.space))
+        if self._encoding_cache is None or self._encoding_cache[:2] != key:
+            space = encoding.SpaceEncoding(self.hyperparameters, self.num_bins)
+            self._encoding_cache = (*key, space)
+        return self._encoding_cache[2]
+
+    def _is_seen(self, values: encoding.Values) -> bool:
+        if self.allow_duplicates:
+            return False
+        return self._compute_values_hash(values) in self._tried_so_far
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        """Returns the values of the next trial, or STOPPED when the space is exhausted."""
+        if not self.hyperparameters.space:
+            raise ValueError(
+                f"{type(self).__name__} has an empty search space: the hypermodel registered "
+                "no hyperparameters (and none were passed as `hyperparameters`). Register at "
+                "least one with `hp.Choice`, `hp.Int`, `hp.Float` or `hp.Boolean` in `build`."
+            )
+        self._observe_finished_trials()
+        values = propose_unseen(
+            self.algorithm, self.encoding(), self._is_seen, self._max_collisions
+        )
+        if values is None:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        return {"status": TrialStatus.RUNNING, "values": values}
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        super().end_trial(trial)
+        self._raise_if_objective_missing(self.trials[trial.trial_id])
+        # Not saved here: the tuner saves right after, and should the process stop before,
+        # `populate_space` observes the trial on resume, in the same order.
+        self._observe_finished_trials()
+
+    def _reward(self, trial: keras_tuner.engine.trial.Trial) -> float | None:
+        if trial.status != TrialStatus.COMPLETED or trial.score is None:
+            return None
+        score = float(trial.score)
+        if not math.isfinite(score):
+            return None
+        return score if self.objective.direction == "max" else -score
+
+    def _observe_finished_trials(self) -> None:
+        # Walks `end_order` rather than reacting to each `end_trial` call, so that trials
+        # that ended right before an interruption are still observed after a resume.
+        observed = set(self._observed)
+        for trial_id in self.end_order:
+            if trial_id in observed:
+                continue
+            trial = self.trials[trial_id]
+            self.algorithm.observe(
+                self.encoding(), dict(trial.hyperparameters.values), self._reward(trial)
+            )
+            self._observed.append(trial_id)
+            observed.add(trial_id)
+
+    def _raise_if_objective_missing(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        # `keras_tuner.Tuner` reads the objective out of the `fit` history and fails with a
+        # bare `KeyError: 'name'` when the model never logs it, without passing on what was
+        # logged; every trial would fail the same way, so stop at the first one.
+        if trial.status not in (TrialStatus.FAILED, TrialStatus.INVALID) or not trial.message:
+            return
+        names = getattr(self.objective, "name_to_direction", {self.objective.name: None})
+        last_line = trial.message.strip().splitlines()[-1]
+        for name in names:
+            if last_line != f"KeyError: {name!r}":
+                continue
+            reported = sorted({m for t in self.trials.values() for m in t.metrics.metrics})
+            known = f" Metrics reported by earlier trials: {reported}." if reported else ""
+            raise ValueError(
+                f"Trial {trial.trial_id} did not report the objective metric {name!r}: it "
+                f"failed with {last_line} when KerasTuner looked the objective up in the "
+                f"trial's results.{known} For a Keras model the objective must be a key of the "
+                "`fit` history, e.g. 'val_accuracy' when compiling with metrics=['accuracy'] "
+                "and passing validation data."
+            )
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["multi_trial"] = {
+            "algorithm": self.algorithm.get_state(),
+            "observed": list(self._observed),
+        }
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.algorithm.set_state(state["multi_trial"]["algorithm"])
+        self._observed = list(state["multi_trial"]["observed"])
+        self._encoding_cache = None
+
+    def reload(self) -> None:
+        try:
+            super().reload()
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            # KerasTuner lets this escape bare, naming neither the file nor what to do.
+            raise ValueError(
+                f"Could not resume the search: {self._find_corrupt_file()} is not valid JSON "
+                f"({e}). Delete the project directory {self._project_dir} or pass "
+                "`overwrite=True` to the tuner to start a new search."
+            ) from e
+
+    def _find_corrupt_file(self) -> str:
+        import tensorflow as tf
+
+        fnames = [self._get_oracle_fname()] + sorted(
+            tf.io.gfile.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))
+        )
+        for fname in fnames:
+            try:
+                with tf.io.gfile.GFile(fname, "r") as f:
+                    json.loads(f.read())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                return fname
+        return "a state file of the project"

@@ -1,0 +1,148 @@
+import json
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from tfnas.tuners import encoding, multi_trial
+from tfnas.tuners import multi_trial_testing as testing
+
+
+class FirstUnseen(multi_trial.SearchAlgorithm):
+    """Proposes the default architecture, always: exercises the adapter's fallbacks."""
+
+    def __init__(self, seed=None):
+        super().__init__(seed)
+        self.rewards = []
+
+    def propose(self, space, is_seen):
+        return space.defaults()
+
+    def observe(self, space, values, reward):
+        self.rewards.append(reward)
+
+    def get_state(self):
+        return {**super().get_state(), "rewards": list(self.rewards)}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.rewards = list(state["rewards"])
+
+
+class FirstUnseenOracle(multi_trial.MultiTrialOracle):
+    def _make_algorithm(self, seed):
+        return FirstUnseen(seed)
+
+
+def test_check_helpers_name_argument_and_value():
+    with pytest.raises(ValueError, match=r"^size must be >= 2\. Received: size=1$"):
+        multi_trial.check_int("size", 1, low=2)
+    with pytest.raises(ValueError, match=r"size must be an integer\. Received: size=2\.5"):
+        multi_trial.check_int("size", 2.5)
+    with pytest.raises(ValueError, match=r"size must be an integer\. Received: size=True"):
+        multi_trial.check_int("size", True)
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\)\. Received: decay=1"):
+        multi_trial.check_float("decay", 1, low=0, high=1, high_inclusive=False)
+    with pytest.raises(ValueError, match=r"rate must be finite\. Received: rate=nan"):
+        multi_trial.check_float("rate", float("nan"))
+    with pytest.raises(ValueError, match=r"kind must be one of \['a', 'b'\]\. Received: kind='c'"):
+        multi_trial.check_one_of("kind", "c", ("a", "b"))
+    with pytest.raises(ValueError, match=r"num_bins must be >= 2\. Received: num_bins=1"):
+        FirstUnseenOracle(num_bins=1)
+
+
+def test_propose_unseen_falls_back_to_random_then_to_a_scan():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("a", [0, 1, 2])
+    hp.Boolean("b")
+    space = encoding.SpaceEncoding(hp)
+    algorithm = FirstUnseen(seed=0)
+    seen = set()
+    for _ in range(6):
+        values = multi_trial.propose_unseen(
+            algorithm, space, lambda v: encoding.values_key(v) in seen, max_collisions=0
+        )
+        assert values is not None
+        seen.add(encoding.values_key(values))
+    assert len(seen) == 6
+    assert (
+        multi_trial.propose_unseen(algorithm, space, lambda v: encoding.values_key(v) in seen)
+        is None
+    )
+
+
+def test_oracle_dedups_and_stops_when_exhausted(tmp_path):
+    testing.check_exhaustion(FirstUnseenOracle, tmp_path)
+
+
+def test_seed_zero_is_kept():
+    assert FirstUnseenOracle(seed=0).seed == 0
+    state = FirstUnseenOracle(seed=0).algorithm.get_state()["rng"]
+    assert state == np.random.default_rng(0).bit_generator.state
+
+
+def test_failed_and_nan_trials_reach_the_algorithm_as_none(tmp_path):
+    oracle, completed, failed = testing.run_with_failures(FirstUnseenOracle, tmp_path, 12)
+    rewards = oracle.algorithm.rewards
+    assert len(rewards) == 12
+    assert sum(r is None for r in rewards) == len(failed)
+    assert sorted(r for r in rewards if r is not None) == sorted(
+        testing.sanity_reward(v) for v in completed
+    )
+
+
+def test_minimized_objective_is_negated(tmp_path):
+    oracle = FirstUnseenOracle(objective=keras_tuner.Objective("score", "min"), max_trials=2)
+    tuner = testing.FakeTuner(
+        oracle=oracle, hypermodel=testing.tiny_space_build, directory=str(tmp_path)
+    )
+    tuner.search(verbose=0)
+    assert sorted(oracle.algorithm.rewards) == sorted(
+        -testing.tiny_space_build(t.hyperparameters) for t in oracle.trials.values()
+    )
+
+
+def test_state_is_json_and_round_trips(tmp_path):
+    tuner = testing.run_search(FirstUnseenOracle, tmp_path, 3)
+    state = json.loads(json.dumps(tuner.oracle.get_state()))
+    other = FirstUnseenOracle(objective=testing.OBJECTIVE, max_trials=3)
+    other.trials = tuner.oracle.trials
+    other.set_state(state)
+    # KerasTuner's `set_state` turns the conditions inside `state` into objects, in place.
+    assert other.get_state()["multi_trial"] == state["multi_trial"]
+    assert state["multi_trial"]["observed"] == tuner.oracle.end_order
+
+
+def test_empty_space_is_a_clear_error(tmp_path):
+    oracle = FirstUnseenOracle(objective=testing.OBJECTIVE, max_trials=2)
+    tuner = testing.FakeTuner(
+        oracle=oracle, hypermodel=lambda hp: {"score": 1.0}, directory=str(tmp_path)
+    )
+    with pytest.raises(ValueError, match="the hypermodel registered no hyperparameters"):
+        tuner.search(verbose=0)
+
+
+def test_corrupt_oracle_file_on_resume_names_the_file(tmp_path):
+    testing.run_search(FirstUnseenOracle, tmp_path, 2)
+    fname = tmp_path / "untitled_project" / "oracle.json"
+    fname.write_text('{"ongoing_trials": ')
+    with pytest.raises(ValueError, match=f"Could not resume the search: {fname} is not valid"):
+        testing.run_search(FirstUnseenOracle, tmp_path, 4, overwrite=False)
+
+
+def test_objective_missing_from_returned_dict_is_named_by_keras_tuner(tmp_path):
+    # KerasTuner already stops with a clear error here; the oracle adds nothing.
+    with pytest.raises(ValueError, match=r"objective, score.*Received: \{'accuracy': 0\.5\}"):
+        testing.run_search(
+            FirstUnseenOracle,
+            tmp_path,
+            2,
+            build=lambda hp: {"accuracy": 0.5 + 0 * hp.Int("i", 0, 1)},
+        )
+
+
+def test_objective_missing_from_keras_history_is_a_clear_error(tmp_path):
+    oracle = FirstUnseenOracle(objective=keras_tuner.Objective("val_acc", "max"), max_trials=2)
+    with pytest.raises(ValueError, match=r"did not report the objective metric 'val_acc'"):
+        testing.tiny_keras_search(oracle, tmp_path)
+    assert len(oracle.trials) == 1
