@@ -42,11 +42,11 @@ class AnalyticTuner(base_tuner.BaseTuner):
         pass
 
 oracle = RegularizedEvolution(
-    objective=keras_tuner.Objective("score", "max"), max_trials=%d,
+    objective=keras_tuner.Objective("score", "max"), max_trials=MAX_TRIALS,
     population_size=3, sample_size=2, seed=1)
 tuner = AnalyticTuner(oracle=oracle, hypermodel=build, directory=directory, project_name="dist")
 tuner.search()
-""" % MAX_TRIALS
+""".replace("MAX_TRIALS", str(MAX_TRIALS))
 
 
 def _free_port():
