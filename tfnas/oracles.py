@@ -7,6 +7,7 @@ import keras_tuner
 
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.nao import NAO
+from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.pnas import PNAS
 from tfnas.tuners.reinforce import Reinforce
 
@@ -20,6 +21,11 @@ ORACLES = {
     "reinforce": Reinforce,
     "pnas": PNAS,
     "nao": NAO,
+    "spos": SPOS,
+    "fairnas": FairNAS,
+    "scarlet_nas": ScarletNAS,
+    "random_weight_sharing": RandomWeightSharing,
+    "one_shot": OneShot,
 }
 
 

@@ -12,6 +12,8 @@ objectives, oracles and Pareto fronts can combine them:
 from __future__ import annotations
 
 import copy
+import json
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -108,7 +110,95 @@ class Tuner(keras_tuner.Tuner):
             )
         self.measure_latency = bool(measure_latency)
         self.latency_options = dict(latency_options or {})
+        self._costs_cache: dict[str, dict[str, float]] = {}
+        self._trainer = None
         super().__init__(hypermodel=hypermodel, oracle=oracle, **kwargs)
+        if self._weight_sharing():
+            self.oracle.cost_function = self.architecture_costs
+
+    # --- Weight sharing ---------------------------------------------------------------------
+
+    def _weight_sharing(self) -> bool:
+        from tfnas.tuners.weight_sharing import WeightSharingOracle
+
+        return isinstance(self.oracle, WeightSharingOracle)
+
+    def supernet_trainer(self):
+        """The `SupernetTrainer` of a weight-sharing search (None for other oracles)."""
+        if self._trainer is None and self._weight_sharing():
+            from tfnas.tuners.weight_sharing import SupernetTrainer
+
+            self._trainer = SupernetTrainer(
+                self.hypermodel,
+                self.oracle,
+                os.path.join(self.project_dir, "supernet"),
+                distribution_strategy=self.distribution_strategy,
+                seed=self.oracle.seed or 0,
+            )
+        return self._trainer
+
+    def search(self, *fit_args, **fit_kwargs):
+        """Runs the search; a weight-sharing oracle's supernet is trained first.
+
+        For weight-sharing oracles `fit_args` / `fit_kwargs` train the supernet (`epochs`,
+        `batch_size`, `validation_data` or `validation_split` (default 0.2 of numpy
+        inputs), `callbacks`, `verbose`), and every trial then evaluates one candidate with
+        the inherited weights on the validation data. A search interrupted during supernet
+        training resumes from its last finished epoch with `overwrite=False`.
+        """
+        if self._weight_sharing():
+            self.supernet_trainer().train(*fit_args, **fit_kwargs)
+            self.oracle.save()
+        return super().search(*fit_args, **fit_kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        if not self._weight_sharing():
+            return super().run_trial(trial, *args, **kwargs)
+        values = dict(trial.hyperparameters.values)
+        metrics = self.supernet_trainer().evaluate(values)
+        metrics.update(self.architecture_costs(values))
+        return metrics
+
+    def architecture_costs(self, values) -> dict[str, float]:
+        """The recorded costs of an architecture's fixed-mode model (cached)."""
+        from tfnas.architecture import Architecture
+
+        key = json.dumps(dict(values), sort_keys=True, default=str)
+        if key not in self._costs_cache:
+            model = Architecture(self.hypermodel, values, validate=False).build()
+            self._costs_cache[key] = model_costs(
+                model, measure_latency=self.measure_latency, latency_options=self.latency_options
+            )
+        return self._costs_cache[key]
+
+    def retrain(self, hyperparameters=None, *fit_args, **fit_kwargs):
+        """Trains an architecture from scratch in fixed mode (default: the best one).
+
+        Args:
+            hyperparameters: a `keras_tuner.HyperParameters`, a values dict or a
+                `tfnas.Architecture`; default the best trial's.
+            *fit_args, **fit_kwargs: passed to `model.fit`.
+
+        Returns:
+            `(model, history)`: a freshly initialized standard Keras model, trained.
+        """
+        from tfnas.architecture import Architecture
+
+        if hyperparameters is None:
+            hyperparameters = self.get_best_hyperparameters(1)[0]
+        if isinstance(hyperparameters, Architecture):
+            values = hyperparameters.values
+        elif isinstance(hyperparameters, keras_tuner.HyperParameters):
+            values = {
+                name: value
+                for name, value in hyperparameters.values.items()
+                if hyperparameters.is_active(name)
+            }
+        else:
+            values = dict(hyperparameters)
+        model = Architecture(self.hypermodel, values).build()
+        history = model.fit(*fit_args, **fit_kwargs)
+        return model, history
 
     def _activate_all_conditions(self):
         """Finds every conditional choice, as KerasTuner does, in far fewer builds.
@@ -160,6 +250,11 @@ class Tuner(keras_tuner.Tuner):
         return metrics
 
     def load_model(self, trial):
+        if self._weight_sharing():
+            trainer = self.supernet_trainer()
+            if trainer.supernet is None:
+                trainer.restore()
+            return trainer.export(dict(trial.hyperparameters.values))
         with warnings.catch_warnings():
             # The checkpoint holds optimizer slots that a freshly built model has not
             # created; only the weights are wanted.

@@ -1,0 +1,567 @@
+"""The weight-sharing engine: the oracle base class and what the Tuner does with it.
+
+A weight-sharing strategy is a `WeightSharingOracle`. It supplies the mixing rule the
+user's unchanged hypermodel is built with (the supernet), sets the rule before every
+training step (one sampled path, several fair paths, dropped-out paths, a controller's
+sample) and after each epoch (e.g. ENAS trains its controller), and, once the supernet is
+trained, proposes candidate architectures like any multi-trial oracle. `tfnas.Tuner`
+trains the supernet once, then turns every candidate into an ordinary KerasTuner trial,
+evaluated with the inherited weights after re-estimating the batch-norm statistics.
+
+Plain hyperparameters (`hp.Int`, `hp.Float`, ... outside choice points) cannot vary
+inside one supernet: they keep the value the supernet was built with (their default, or
+the value given in the oracle's `hyperparameters`), a warning names them, and every
+candidate uses that value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfnas.blocks.supernet import (
+    InputChoice,
+    LayerChoice,
+    MixingRule,
+    SinglePath,
+    candidate_index,
+    reduce_tensors,
+)
+from tfnas.tuners import encoding, multi_trial
+from tfnas.tuners.tuner import COST_METRICS, LATENCY_METRIC
+
+logger = logging.getLogger(__name__)
+
+CONSTRAINT_METRICS = (*COST_METRICS, LATENCY_METRIC)
+
+
+class WeightSharingOracle(multi_trial.MultiTrialOracle):
+    """Base class of the weight-sharing strategies (one-shot, ENAS, differentiable, ...).
+
+    Subclasses choose the mixing rule (`make_mixing_rule`), how each training step uses it
+    (`prepare_training_step`), optionally `paths_per_step` (several architectures per batch,
+    gradients accumulated into one update) and `on_supernet_epoch_end`, and, through
+    `_make_algorithm`, how candidates are searched once the supernet is trained.
+
+    Args:
+        objective: the candidates' objective, measured with inherited weights
+            (default "val_accuracy").
+        max_trials: candidates to evaluate on the trained supernet.
+        constraints: `{metric: maximum}` over `num_params`, `flops`, `model_bytes`,
+            `latency_ms`; candidates above a maximum are never proposed.
+        bn_recalibration_batches: training batches used to re-estimate the batch-norm
+            statistics of each candidate before it is evaluated (SPOS); 0 to skip.
+        **kwargs: the arguments of `MultiTrialOracle` (seed, hyperparameters, ...).
+    """
+
+    paths_per_step = 1
+
+    def __init__(
+        self,
+        objective="val_accuracy",
+        max_trials: int = 20,
+        *,
+        constraints: Mapping[str, float] | None = None,
+        bn_recalibration_batches: int = 10,
+        max_consecutive_failed_trials: int = 10,
+        **kwargs,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            **kwargs,
+        )
+        self.constraints = _check_constraints(constraints)
+        self.bn_recalibration_batches = multi_trial.check_int(
+            "bn_recalibration_batches", bn_recalibration_batches, low=0
+        )
+        self.training_rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
+        self.supernet_epochs_done = 0
+        self.frozen_values: dict[str, Any] = {}
+        # Set by the tuner: values -> {metric: cost} of the fixed architecture.
+        self.cost_function: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
+
+    # --- What a strategy customizes -------------------------------------------------------
+
+    def make_mixing_rule(self) -> MixingRule:
+        """The rule the supernet is built with (default: one sampled path per step)."""
+        return SinglePath()
+
+    def sample_architecture(self) -> encoding.Values:
+        """A uniformly random architecture of the space (active choices only)."""
+        values = self.encoding().sample(self.training_rng)
+        return {**values, **self.frozen_values}
+
+    def prepare_training_step(
+        self, rule: MixingRule, step: int, path: int, progress: float
+    ) -> None:
+        """Sets the rule before a training step (default: a uniform random path).
+
+        Args:
+            rule: the supernet's mixing rule.
+            step: the global step, counted over all epochs.
+            path: which of the `paths_per_step` architectures of this batch.
+            progress: fraction of the supernet training done, in [0, 1).
+        """
+        rule.set_architecture(self.sample_architecture())
+
+    def on_supernet_epoch_end(self, epoch: int, evaluate: Callable[[dict], float]) -> None:
+        """Called after each supernet epoch; `evaluate(values)` gives a validation reward."""
+
+    # --- Plumbing ---------------------------------------------------------------------------
+
+    def training_state(self) -> dict[str, Any]:
+        """What supernet training changes in the oracle, checkpointed with each epoch."""
+        return {
+            "training_rng": multi_trial.rng_state(self.training_rng),
+            "algorithm": self.algorithm.get_state(),
+        }
+
+    def set_training_state(self, state: dict[str, Any]) -> None:
+        self.training_rng = multi_trial.rng_from_state(state["training_rng"])
+        self.algorithm.set_state(state["algorithm"])
+
+    def _is_seen(self, values: encoding.Values) -> bool:
+        return super()._is_seen(values) or not self.is_feasible(values)
+
+    def is_feasible(self, values: Mapping[str, Any]) -> bool:
+        """Whether an architecture meets `constraints` (always, without constraints)."""
+        if not self.constraints:
+            return True
+        if self.cost_function is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has constraints {self.constraints} but no cost "
+                "function: search with tfnas.Tuner, which provides it."
+            )
+        costs = self.cost_function(values)
+        return all(costs[name] <= limit for name, limit in self.constraints.items())
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        result = super().populate_space(trial_id)
+        if result["values"] is not None:
+            result["values"] = {**result["values"], **self.frozen_values}
+        return result
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["weight_sharing"] = {
+            "training_rng": multi_trial.rng_state(self.training_rng),
+            "supernet_epochs_done": self.supernet_epochs_done,
+            "frozen_values": self.frozen_values,
+        }
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        shared = state["weight_sharing"]
+        self.training_rng = multi_trial.rng_from_state(shared["training_rng"])
+        self.supernet_epochs_done = shared["supernet_epochs_done"]
+        self.frozen_values = dict(shared["frozen_values"])
+
+
+def _check_constraints(constraints) -> dict[str, float]:
+    if constraints is None:
+        return {}
+    if not isinstance(constraints, Mapping):
+        raise ValueError(
+            f"constraints must be a dict of metric -> maximum. Received: constraints={constraints!r}"
+        )
+    for name, limit in constraints.items():
+        if name not in CONSTRAINT_METRICS:
+            raise ValueError(
+                f"Unknown constraint metric {name!r}. Received: constraints={dict(constraints)!r}; "
+                f"expected metrics among {list(CONSTRAINT_METRICS)}."
+            )
+        if not isinstance(limit, (int, float)) or not limit > 0:
+            raise ValueError(f"Constraint {name!r} must be a number > 0. Received: {limit!r}")
+    return {name: float(limit) for name, limit in constraints.items()}
+
+
+def choice_layers(model: keras.Model) -> list[LayerChoice | InputChoice]:
+    """The supernet's choice layers, nested ones included, in build order."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, (LayerChoice, InputChoice))
+    ]
+
+
+def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
+    """The fixed network of `values` inside `supernet`, with the supernet's trained weights.
+
+    Every `LayerChoice` is replaced by its chosen candidate and every `InputChoice` by the
+    reduction of its chosen inputs; branches that no longer reach the output drop out of
+    the graph. The result holds only standard Keras layers, its own copies of the weights,
+    and the supernet's compile settings.
+    """
+
+    def call_function(layer, *args, **kwargs):
+        if isinstance(layer, (LayerChoice, InputChoice)):
+            active = all(name in values for name in layer.decision_names)
+            index = candidate_index(layer, values) if active else 0
+            if isinstance(layer, LayerChoice):
+                kwargs.pop("training", None)
+                return layer.candidates[index](*args, **kwargs)
+            return reduce_tensors([args[0][i] for i in layer.subsets[index]], layer.reduction)
+        return layer(*args, **kwargs)
+
+    shared = keras.models.clone_model(
+        supernet, clone_function=lambda layer: layer, call_function=call_function
+    )
+    # `shared` reuses the supernet's layer objects; clone again for independent weights.
+    fixed = keras.models.clone_model(shared)
+    fixed.set_weights(shared.get_weights())
+    compile_config = supernet.get_compile_config()
+    if compile_config:
+        fixed.compile_from_config(compile_config)
+    return fixed
+
+
+def recalibrate_batch_norm(model: keras.Model, batches) -> None:
+    """Re-estimates every batch-norm layer's moving statistics on `batches` (SPOS).
+
+    The statistics are reset, then averaged over the batches with equal weight (momentum
+    k / (k + 1) at batch k); weights are not updated.
+    """
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.built
+    ]
+    if not norms:
+        return
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.moving_mean.assign(keras.ops.zeros_like(layer.moving_mean))
+        layer.moving_variance.assign(keras.ops.ones_like(layer.moving_variance))
+    try:
+        for k, batch in enumerate(batches):
+            for layer in norms:
+                layer.momentum = k / (k + 1)
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
+def supernet_fingerprint(supernet: keras.Model) -> str:
+    """Identifies a supernet's structure: its choices and the shapes of its variables."""
+    description = {
+        "choices": [
+            [layer.choice_name, layer.candidate_values] for layer in choice_layers(supernet)
+        ],
+        "variables": [list(v.shape) for v in supernet.weights],
+    }
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SupernetCheckpoint:
+    """Supernet weights and optimizer state after each epoch, in `directory`.
+
+    Files are written to a temporary name and renamed, so a search killed while saving
+    keeps the previous epoch's checkpoint.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.weights_path = os.path.join(directory, "supernet.npz")
+        self.info_path = os.path.join(directory, "supernet.json")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.info_path) and os.path.exists(self.weights_path)
+
+    def info(self) -> dict:
+        with open(self.info_path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def save(self, supernet: keras.Model, epoch: int, fingerprint: str, oracle_state: dict) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        variables = [*supernet.weights, *supernet.optimizer.variables]
+        arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(variables)}
+        temporary = self.weights_path + ".tmp.npz"
+        np.savez(temporary, **arrays)
+        os.replace(temporary, self.weights_path)
+        # The info file is written last: it commits the epoch, with the oracle's training
+        # state (sampling random state, controller) at the same point.
+        info = {
+            "epochs_done": epoch,
+            "fingerprint": fingerprint,
+            "num_variables": len(variables),
+            "oracle": oracle_state,
+        }
+        with open(self.info_path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(info, f)
+        os.replace(self.info_path + ".tmp", self.info_path)
+
+    def restore(self, supernet: keras.Model, fingerprint: str) -> int:
+        """Loads the checkpoint into `supernet`; returns the number of epochs it holds."""
+        info = self.info()
+        if info["fingerprint"] != fingerprint:
+            raise ValueError(
+                f"The supernet checkpoint in {self.directory!r} belongs to a different search "
+                "space (its choices or weight shapes differ from this hypermodel's). Use "
+                "another directory/project_name, or overwrite=True to start a new search."
+            )
+        if not supernet.optimizer.built:
+            supernet.optimizer.build(supernet.trainable_variables)
+        variables = [*supernet.weights, *supernet.optimizer.variables]
+        with np.load(self.weights_path) as arrays:
+            if len(arrays.files) != len(variables):
+                raise ValueError(
+                    f"The supernet checkpoint in {self.directory!r} holds {len(arrays.files)} "
+                    f"variables; this supernet has {len(variables)}."
+                )
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"v{i}"])
+        return int(info["epochs_done"])
+
+
+class _PrepareTrainingSteps(keras.callbacks.Callback):
+    """Lets the oracle set the mixing rule before every training step."""
+
+    def __init__(self, oracle, rule, epoch: int, epochs: int, steps_per_epoch: int | None):
+        super().__init__()
+        self.oracle, self.rule = oracle, rule
+        self.epoch, self.epochs, self.steps_per_epoch = epoch, epochs, steps_per_epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        paths = self.oracle.paths_per_step
+        step_in_epoch, path = divmod(batch, paths)
+        if self.steps_per_epoch:
+            progress = (self.epoch + step_in_epoch / self.steps_per_epoch) / self.epochs
+            step = self.epoch * self.steps_per_epoch + step_in_epoch
+        else:
+            progress = self.epoch / self.epochs
+            step = step_in_epoch
+        self.oracle.prepare_training_step(self.rule, step, path, min(progress, 1.0))
+
+
+class SupernetTrainer:
+    """Builds, trains, checkpoints and evaluates the supernet for `tfnas.Tuner`.
+
+    Args:
+        hypermodel: the user's hypermodel (built in supernet mode here).
+        oracle: the `WeightSharingOracle`.
+        directory: where the supernet checkpoint lives (inside the tuner's project).
+        distribution_strategy: a `tf.distribute` strategy, or None.
+        seed: seeds the data order.
+    """
+
+    def __init__(self, hypermodel, oracle: WeightSharingOracle, directory: str,
+                 distribution_strategy=None, seed: int = 0):  # fmt: skip
+        self.hypermodel = hypermodel
+        self.oracle = oracle
+        self.checkpoint = SupernetCheckpoint(directory)
+        self.distribution_strategy = distribution_strategy
+        self.seed = int(seed)
+        self.supernet: keras.Model | None = None
+        self.rule: MixingRule | None = None
+        self._train_data = None
+        self._validation_data = None
+        self._batch_size = 32
+
+    # --- Building -----------------------------------------------------------------------
+
+    def build(self) -> keras.Model:
+        """Builds the supernet and records the plain hyperparameters it freezes."""
+        if self.supernet is not None:
+            return self.supernet
+        from keras_tuner.src.engine.tuner import maybe_distribute
+
+        from tfnas.blocks.supernet import SupernetHyperParameters
+
+        rule = self.oracle.make_mixing_rule()
+        hp = SupernetHyperParameters(rule)
+        with maybe_distribute(self.distribution_strategy):
+            supernet = self.hypermodel.build(hp)
+        if not isinstance(supernet, keras.Model) or supernet.optimizer is None:
+            raise ValueError(
+                "A weight-sharing search needs build(hp) to return a compiled keras.Model. "
+                f"Received: {supernet!r}"
+            )
+        choices = choice_layers(supernet)
+        if not choices:
+            raise ValueError(
+                f"{type(self.oracle).__name__} found no choice point in the supernet: build "
+                "the space with tfnas.blocks choice points (layer_choice, input_choice, "
+                "attribute_choice, repeat); plain hp.Choice values cannot share weights."
+            )
+        decisions = {name for layer in choices for name in layer.decision_names}
+        frozen = {
+            p.name: hp.values[p.name]
+            for p in hp.space
+            if p.name not in decisions and p.name in hp.values
+        }
+        if frozen:
+            logger.warning(
+                "Weight sharing keeps these plain hyperparameters at the value the supernet "
+                "was built with (they are not searched): %s",
+                frozen,
+            )
+        self.oracle.frozen_values = frozen
+        config = supernet.get_compile_config() or {}
+        if self.oracle.paths_per_step > 1 or config.get("steps_per_execution", 1) != 1:
+            # One path setting per step needs one step per execution; several paths per
+            # batch accumulate their gradients into one update.
+            optimizer = dict(config["optimizer"])
+            optimizer["config"] = {
+                **optimizer["config"],
+                "gradient_accumulation_steps": self.oracle.paths_per_step
+                if self.oracle.paths_per_step > 1
+                else None,
+            }
+            with maybe_distribute(self.distribution_strategy):
+                supernet.compile_from_config(
+                    {**config, "optimizer": optimizer, "steps_per_execution": 1}
+                )
+        self.supernet, self.rule = supernet, rule
+        return supernet
+
+    # --- Data ---------------------------------------------------------------------------
+
+    def _set_data(self, x, y, validation_data, batch_size, validation_split):
+        import tensorflow as tf
+
+        self._batch_size = int(batch_size or 32)
+        if isinstance(x, tf.data.Dataset):
+            if validation_data is None:
+                raise ValueError(
+                    f"{type(self.oracle).__name__} needs validation data to rank candidates "
+                    "with the shared weights; with a tf.data.Dataset pass validation_data=... "
+                    "to search()."
+                )
+            self._train_data = x
+        else:
+            x, y = np.asarray(x), np.asarray(y)
+            if validation_data is None:
+                if not 0 < validation_split < 1:
+                    raise ValueError(
+                        "validation_split must be in (0, 1). Received: "
+                        f"validation_split={validation_split!r}"
+                    )
+                order = np.random.default_rng(self.seed).permutation(len(x))
+                cut = int(round(len(x) * (1 - validation_split)))
+                validation_data = (x[order[cut:]], y[order[cut:]])
+                x, y = x[order[:cut]], y[order[:cut]]
+            self._train_data = (x, y)
+        if isinstance(validation_data, tf.data.Dataset):
+            self._validation_data = validation_data
+        else:
+            vx, vy = validation_data[0], validation_data[1]
+            self._validation_data = tf.data.Dataset.from_tensor_slices(
+                (np.asarray(vx), np.asarray(vy))
+            ).batch(self._batch_size)
+
+    def _epoch_dataset(self, epoch: int):
+        import tensorflow as tf
+
+        if isinstance(self._train_data, tf.data.Dataset):
+            dataset = self._train_data
+        else:
+            x, y = self._train_data
+            dataset = (
+                tf.data.Dataset.from_tensor_slices((x, y))
+                .shuffle(len(x), seed=self.seed * 100_003 + epoch, reshuffle_each_iteration=False)
+                .batch(self._batch_size)
+            )
+        paths = self.oracle.paths_per_step
+        if paths > 1:
+            batches = int(dataset.cardinality())
+            dataset = dataset.flat_map(
+                lambda *batch: tf.data.Dataset.from_tensors(batch).repeat(paths)
+            )
+            if batches > 0:
+                dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches * paths))
+        return dataset
+
+    def _training_batches(self, count: int):
+        dataset = self._epoch_dataset(0)
+        if self.oracle.paths_per_step > 1:
+            dataset = dataset.shard(self.oracle.paths_per_step, 0)
+        for batch in dataset.take(count):
+            yield batch[0] if isinstance(batch, tuple) else batch
+
+    # --- Training -----------------------------------------------------------------------
+
+    def train(self, x=None, y=None, *, epochs: int = 1, batch_size: int | None = None,
+              validation_data=None, validation_split: float = 0.2, callbacks=None,
+              verbose=1, **unused) -> None:  # fmt: skip
+        """Trains the supernet for `epochs`, resuming from its last checkpointed epoch."""
+        supernet = self.build()
+        self._set_data(x, y, validation_data, batch_size, validation_split)
+        fingerprint = supernet_fingerprint(supernet)
+        done = 0
+        if self.checkpoint.exists():
+            done = self.checkpoint.restore(supernet, fingerprint)
+            self.oracle.set_training_state(self.checkpoint.info()["oracle"])
+        for epoch in range(done, epochs):
+            dataset = self._epoch_dataset(epoch)
+            cardinality = int(dataset.cardinality())
+            steps = cardinality // self.oracle.paths_per_step if cardinality > 0 else None
+            prepare = _PrepareTrainingSteps(self.oracle, self.rule, epoch, epochs, steps)
+            supernet.fit(
+                dataset,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                callbacks=[prepare, *(callbacks or [])],
+                verbose=verbose,
+                shuffle=False,  # The dataset is shuffled per epoch, with a seed.
+            )
+            self.oracle.on_supernet_epoch_end(epoch, self._batch_reward())
+            self.oracle.supernet_epochs_done = epoch + 1
+            self.checkpoint.save(supernet, epoch + 1, fingerprint, self.oracle.training_state())
+        self.oracle.supernet_epochs_done = max(done, epochs)
+
+    def restore(self) -> None:
+        """Rebuilds the supernet from its checkpoint (e.g. in a new process after search)."""
+        supernet = self.build()
+        if not self.checkpoint.exists():
+            raise ValueError(
+                f"No trained supernet in {self.checkpoint.directory!r}: run search() first."
+            )
+        self.checkpoint.restore(supernet, supernet_fingerprint(supernet))
+
+    def _batch_reward(self) -> Callable[[dict], float]:
+        """`evaluate(values)`: the objective on the next validation batch (for ENAS)."""
+        iterator = iter(self._validation_data.repeat())
+        metric = self.oracle.objective.name.removeprefix("val_")
+
+        def evaluate(values: dict) -> float:
+            self.rule.set_architecture(values)
+            vx, vy = next(iterator)
+            results = self.supernet.test_on_batch(vx, vy, return_dict=True)
+            if metric in results:
+                return float(results[metric])
+            return -float(results["loss"])
+
+        return evaluate
+
+    # --- Candidates ---------------------------------------------------------------------
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """Validation metrics of one architecture with the shared weights."""
+        self.rule.set_architecture(values)
+        if self.oracle.bn_recalibration_batches:
+            recalibrate_batch_norm(
+                self.supernet, self._training_batches(self.oracle.bn_recalibration_batches)
+            )
+        results = self.supernet.evaluate(self._validation_data, return_dict=True, verbose=0)
+        return {f"val_{name}": float(value) for name, value in results.items()}
+
+    def export(self, values: Mapping[str, Any]) -> keras.Model:
+        """The fixed network of `values` with the supernet's (recalibrated) weights."""
+        self.rule.set_architecture(values)
+        if self.oracle.bn_recalibration_batches and self._train_data is not None:
+            recalibrate_batch_norm(
+                self.supernet, self._training_batches(self.oracle.bn_recalibration_batches)
+            )
+        return collapse(self.supernet, values)
