@@ -5,6 +5,7 @@
 
 import keras_tuner
 
+from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
@@ -26,6 +27,7 @@ ORACLES = {
     "scarlet_nas": ScarletNAS,
     "random_weight_sharing": RandomWeightSharing,
     "one_shot": OneShot,
+    "enas": ENAS,
 }
 
 

@@ -114,7 +114,13 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         rule.set_architecture(self.sample_architecture())
 
     def on_supernet_epoch_end(self, epoch: int, evaluate: Callable[[dict], float]) -> None:
-        """Called after each supernet epoch; `evaluate(values)` gives a validation reward."""
+        """Called after each supernet epoch.
+
+        Args:
+            epoch: the epoch just finished (0-based).
+            evaluate: `evaluate(values) -> float`, the reward (higher is better) of an
+                architecture on the next validation batch with the shared weights.
+        """
 
     # --- Plumbing ---------------------------------------------------------------------------
 
@@ -172,7 +178,8 @@ def _check_constraints(constraints) -> dict[str, float]:
         return {}
     if not isinstance(constraints, Mapping):
         raise ValueError(
-            f"constraints must be a dict of metric -> maximum. Received: constraints={constraints!r}"
+            "constraints must be a dict of metric -> maximum. "
+            f"Received: constraints={constraints!r}"
         )
     for name, limit in constraints.items():
         if name not in CONSTRAINT_METRICS:
@@ -381,6 +388,9 @@ class SupernetTrainer:
 
         rule = self.oracle.make_mixing_rule()
         hp = SupernetHyperParameters(rule)
+        # The supernet's initial weights follow the oracle's seed, so that a resumed search
+        # ends where an uninterrupted one with the same seed does.
+        keras.utils.set_random_seed(self.seed)
         with maybe_distribute(self.distribution_strategy):
             supernet = self.hypermodel.build(hp)
         if not isinstance(supernet, keras.Model) or supernet.optimizer is None:
@@ -502,7 +512,10 @@ class SupernetTrainer:
         done = 0
         if self.checkpoint.exists():
             done = self.checkpoint.restore(supernet, fingerprint)
-            self.oracle.set_training_state(self.checkpoint.info()["oracle"])
+            # Only while supernet training was unfinished is the checkpoint the newer record
+            # of the oracle; afterwards oracle.json also holds what trials taught it.
+            if done > self.oracle.supernet_epochs_done:
+                self.oracle.set_training_state(self.checkpoint.info()["oracle"])
         for epoch in range(done, epochs):
             dataset = self._epoch_dataset(epoch)
             cardinality = int(dataset.cardinality())
@@ -531,16 +544,21 @@ class SupernetTrainer:
         self.checkpoint.restore(supernet, supernet_fingerprint(supernet))
 
     def _batch_reward(self) -> Callable[[dict], float]:
-        """`evaluate(values)`: the objective on the next validation batch (for ENAS)."""
+        """`evaluate(values)`: a reward, higher is better, on the next validation batch.
+
+        The reward is the objective's metric (negated when minimized) when the model logs
+        it, else the negated loss.
+        """
         iterator = iter(self._validation_data.repeat())
         metric = self.oracle.objective.name.removeprefix("val_")
+        sign = -1.0 if self.oracle.objective.direction == "min" else 1.0
 
         def evaluate(values: dict) -> float:
             self.rule.set_architecture(values)
             vx, vy = next(iterator)
             results = self.supernet.test_on_batch(vx, vy, return_dict=True)
             if metric in results:
-                return float(results[metric])
+                return sign * float(results[metric])
             return -float(results["loss"])
 
         return evaluate

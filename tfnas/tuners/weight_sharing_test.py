@@ -1,0 +1,263 @@
+"""The weight-sharing engine: supernet search, export, resume, checkpoints, errors."""
+
+import json
+import logging
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfnas
+from tfnas import blocks
+from tfnas.tuners import weight_sharing
+from tfnas.tuners.weight_sharing_testing import build, data
+
+
+def _tuner(tmp_path, oracle, **kwargs):
+    return tfnas.Tuner(build, oracle=oracle, directory=str(tmp_path), project_name="ws", **kwargs)
+
+
+def _search(tuner, epochs=1, **kwargs):
+    (x, y), validation = data()
+    tuner.search(
+        x, y, validation_data=validation, epochs=epochs, batch_size=64, verbose=0, **kwargs
+    )
+
+
+def _standard(model):
+    return all(type(layer).__module__.startswith("keras") for layer in model._flatten_layers())
+
+
+def test_spos_search_exports_inherited_weights(tmp_path):
+    tuner = _tuner(tmp_path, tfnas.oracles.SPOS(max_trials=3, seed=0, bn_recalibration_batches=2))
+    _search(tuner)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 3
+    assert all(t.status == "COMPLETED" for t in trials)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    for name in ("val_accuracy", "val_loss", "num_params", "flops", "model_bytes"):
+        assert best_trial.metrics.exists(name)
+    model = tuner.get_best_models(1)[0]
+    assert _standard(model)
+    # The exported network computes what the supernet computes for that architecture.
+    trainer = tuner.supernet_trainer()
+    trainer.rule.set_architecture(best_trial.hyperparameters.values)
+    _, (vx, _) = data()
+    np.testing.assert_allclose(
+        model.predict(vx, verbose=0), trainer.supernet.predict(vx, verbose=0), atol=1e-4
+    )
+    assert model.count_params() == best_trial.metrics.get_best_value("num_params")
+    hp = tuner.get_best_hyperparameters(1)[0]
+    assert set(hp.values) <= {"op0", "op1", "depth"}
+
+
+def test_collapse_keeps_only_the_chosen_path():
+    rule = blocks.SinglePath()
+    supernet = build(blocks.SupernetHyperParameters(rule))
+    values = {"op0": "skip", "op1": "conv1x1", "depth": 0}
+    rule.set_architecture(values)
+    fixed = weight_sharing.collapse(supernet, values)
+    assert _standard(fixed)
+    reference = tfnas.Architecture(build, values).build()
+    assert fixed.count_params() == reference.count_params()
+    x = np.random.default_rng(0).random((2, 8, 8, 1), dtype="float32")
+    np.testing.assert_allclose(fixed(x), supernet(x), atol=1e-5)
+
+
+def test_batch_norm_recalibration_averages_batches():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
+    batches = [np.full((4, 3), v, "float32") + np.arange(4)[:, None] for v in (0.0, 10.0)]
+    weight_sharing.recalibrate_batch_norm(model, batches)
+    norm = model.layers[-1]
+    np.testing.assert_allclose(norm.moving_mean.numpy(), [6.5] * 3, rtol=1e-6)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), [1.25] * 3, rtol=1e-6)
+    assert norm.momentum == 0.99
+
+
+def test_interrupted_supernet_training_resumes_from_the_last_epoch(tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    oracle = lambda: tfnas.oracles.SPOS(max_trials=2, seed=3, bn_recalibration_batches=1)
+    with pytest.raises(KeyboardInterrupt):
+        _search(_tuner(tmp_path / "a", oracle()), epochs=2, callbacks=[Interrupt()])
+    info = json.loads((tmp_path / "a" / "ws" / "supernet" / "supernet.json").read_text())
+    assert info["epochs_done"] == 1
+
+    resumed = _tuner(tmp_path / "a", oracle(), overwrite=False)
+    epochs_run = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epochs_run.append(e))
+    _search(resumed, epochs=2, callbacks=[record])
+    assert epochs_run == [1]
+
+    straight = _tuner(tmp_path / "b", oracle())
+    _search(straight, epochs=2)
+    for a, b in zip(
+        resumed.supernet_trainer().supernet.weights, straight.supernet_trainer().supernet.weights
+    ):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    values = lambda t: sorted(
+        json.dumps(x.hyperparameters.values, sort_keys=True) for x in t.oracle.trials.values()
+    )
+    assert values(resumed) == values(straight)
+
+
+def test_finished_search_reloads_and_continues_without_retraining(tmp_path):
+    _search(_tuner(tmp_path, tfnas.oracles.RandomWeightSharing(max_trials=2, seed=1)))
+    tuner = _tuner(
+        tmp_path, tfnas.oracles.RandomWeightSharing(max_trials=4, seed=1), overwrite=False
+    )
+    epochs_run = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epochs_run.append(e))
+    _search(tuner, callbacks=[record])
+    assert epochs_run == []
+    assert len(tuner.oracle.trials) == 4
+    # A new process can export without searching: the supernet comes from its checkpoint.
+    fresh = _tuner(
+        tmp_path, tfnas.oracles.RandomWeightSharing(max_trials=4, seed=1), overwrite=False
+    )
+    assert _standard(fresh.get_best_models(1)[0])
+
+
+def test_checkpoint_of_another_space_is_refused(tmp_path):
+    _search(_tuner(tmp_path, tfnas.oracles.SPOS(max_trials=1, seed=0)))
+
+    def other(hp):
+        model = build(hp)
+        return model
+
+    def different(hp):
+        inputs = keras.Input((8, 8, 1))
+        x = blocks.layer_choice(
+            hp,
+            "op0",
+            {
+                "a": lambda: keras.layers.Conv2D(4, 3),
+                "b": lambda: keras.layers.Conv2D(4, 5, padding="valid", strides=1),
+            },
+        )
+        x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(10)(x))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def changed(hp):
+        inputs = keras.Input((8, 8, 1))
+        x = blocks.layer_choice(hp, "op0", {
+            "conv": lambda: keras.layers.Conv2D(4, 3, padding="same"),
+            "skip": lambda: keras.layers.Identity(),
+        })(keras.layers.Conv2D(4, 3, padding="same")(inputs))  # fmt: skip
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(10)(x))
+        model.compile(
+            "adam",
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        return model
+
+    tuner = tfnas.Tuner(changed, oracle=tfnas.oracles.SPOS(max_trials=2, seed=0),
+                        directory=str(tmp_path), project_name="ws", overwrite=False)  # fmt: skip
+    with pytest.raises(ValueError, match="belongs to a different search space"):
+        _search(tuner)
+
+
+def test_constraints_are_respected(tmp_path):
+    limit = tfnas.Architecture(
+        build, {"op0": "conv1x1", "op1": "conv1x1", "depth": 0}
+    ).count_flops()
+    oracle = tfnas.oracles.SPOS(
+        max_trials=4, seed=0, constraints={"flops": limit}, bn_recalibration_batches=0
+    )
+    tuner = _tuner(tmp_path, oracle)
+    _search(tuner)
+    assert tuner.oracle.trials
+    assert all(t.metrics.get_best_value("flops") <= limit for t in tuner.oracle.trials.values())
+
+
+def test_constraint_errors():
+    with pytest.raises(
+        ValueError, match=r"Unknown constraint metric 'speed'.*Received: constraints=\{'speed': 1\}"
+    ):
+        tfnas.oracles.SPOS(constraints={"speed": 1})
+    with pytest.raises(ValueError, match="Constraint 'flops' must be a number > 0. Received: -1"):
+        tfnas.oracles.SPOS(constraints={"flops": -1})
+
+
+def test_tf_data_without_validation_data_fails_clearly(tmp_path):
+    (x, y), _ = data()
+    tuner = _tuner(tmp_path, tfnas.oracles.SPOS(max_trials=1, seed=0))
+    with pytest.raises(ValueError, match="needs validation data to rank candidates"):
+        tuner.search(tf.data.Dataset.from_tensor_slices((x, y)).batch(32), epochs=1, verbose=0)
+
+
+def test_numpy_inputs_get_a_validation_split(tmp_path):
+    (x, y), _ = data()
+    tuner = _tuner(
+        tmp_path,
+        tfnas.oracles.RandomWeightSharing(max_trials=1, seed=0, bn_recalibration_batches=0),
+    )
+    tuner.search(x, y, epochs=1, batch_size=64, verbose=0, validation_split=0.25)
+    (trial,) = tuner.oracle.trials.values()
+    assert trial.metrics.exists("val_accuracy")
+    with pytest.raises(
+        ValueError, match="validation_split must be in \\(0, 1\\). Received: validation_split=1.5"
+    ):
+        _tuner(tmp_path / "b", tfnas.oracles.RandomWeightSharing(max_trials=1)).search(
+            x, y, epochs=1, verbose=0, validation_split=1.5
+        )
+
+
+def test_plain_hyperparameters_are_frozen_with_a_warning(tmp_path, caplog):
+    def with_plain(hp):
+        model = build(hp)
+        hp.Int("units", 4, 16, step=4, default=8)
+        return model
+
+    tuner = tfnas.Tuner(with_plain, oracle=tfnas.oracles.RandomWeightSharing(max_trials=2, seed=0, bn_recalibration_batches=0),
+                        directory=str(tmp_path), project_name="p")  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        _search(tuner)
+    assert "not searched" in caplog.text and "'units': 8" in caplog.text
+    assert all(t.hyperparameters.values["units"] == 8 for t in tuner.oracle.trials.values())
+
+
+def test_space_without_choice_points_is_refused(tmp_path):
+    def plain(hp):
+        inputs = keras.Input((8, 8, 1))
+        units = hp.Choice("units", [4, 8])
+        x = keras.layers.Dense(units)(keras.layers.Flatten()(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(10)(x))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = tfnas.Tuner(plain, oracle=tfnas.oracles.SPOS(max_trials=1), directory=str(tmp_path))
+    with pytest.raises(ValueError, match="found no choice point in the supernet"):
+        _search(tuner)
+
+
+def test_keras_tuner_hyperparameters_outside_tfnas_still_search(tmp_path):
+    # Non-weight-sharing oracles keep working through the same Tuner.
+    tuner = _tuner(tmp_path, keras_tuner.oracles.RandomSearchOracle("val_accuracy", max_trials=1))
+    _search(tuner)
+    assert len(tuner.oracle.trials) == 1
+
+
+def test_resuming_a_finished_search_keeps_what_trials_taught_the_oracle(tmp_path):
+    oracle = lambda: tfnas.oracles.SPOS(
+        max_trials=3, seed=4, population_size=2, sample_size=1, bn_recalibration_batches=0
+    )
+    _search(_tuner(tmp_path, oracle()))
+    reloaded = _tuner(tmp_path, oracle(), overwrite=False)
+    state = json.dumps(reloaded.oracle.algorithm.get_state(), sort_keys=True)
+    assert len(reloaded.oracle.algorithm.population) == 2
+    (x, y), validation = data()
+    reloaded.supernet_trainer().train(
+        x, y, validation_data=validation, epochs=1, batch_size=64, verbose=0
+    )
+    assert json.dumps(reloaded.oracle.algorithm.get_state(), sort_keys=True) == state

@@ -1,0 +1,44 @@
+"""A tiny space and data for weight-sharing tests (seconds per search on 2 cores)."""
+
+import keras
+
+from tfnas import blocks
+
+
+def build(hp):
+    """Two operation choices and a depth choice, with batch norm; 8x8x1 inputs, 10 classes."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    for i in range(2):
+        x = blocks.layer_choice(hp, f"op{i}", {
+            "conv3x3": lambda: keras.Sequential([
+                keras.layers.Conv2D(8, 3, padding="same", use_bias=False),
+                keras.layers.BatchNormalization(), keras.layers.ReLU()]),
+            "conv1x1": lambda: keras.Sequential([
+                keras.layers.Conv2D(8, 1, use_bias=False),
+                keras.layers.BatchNormalization(), keras.layers.ReLU()]),
+            "skip": lambda: keras.layers.Identity(),
+        })(x)  # fmt: skip
+    x = blocks.repeat(
+        hp, "depth", [0, 1], lambda i, t: keras.layers.Conv2D(8, 3, padding="same")(t), x
+    )
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    model.compile(
+        keras.optimizers.Adam(0.01),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def data(n: int = 256, seed: int = 0):
+    """Digits images (train, validation) as numpy arrays."""
+    from tfnas.data import load
+
+    digits = load("digits", seed=seed)
+    return (digits.x_train[:n], digits.y_train[:n]), (
+        digits.x_val[: n // 2],
+        digits.y_val[: n // 2],
+    )
