@@ -143,9 +143,12 @@ def run_search(
     keras.utils.set_random_seed(seed)
     data = data_lib.load(dataset, seed=seed)
     hypermodel = spaces.make(space, data.input_shape, data.num_classes)
+    oracle_instance = oracle_class(objective=OBJECTIVE, max_trials=max_trials, seed=seed)
+    # KerasTuner's Oracle replaces seed=0 with a random seed (`seed or random...`).
+    oracle_instance.seed = oracle_instance._seed_state = seed
     tuner = Tuner(
         hypermodel,
-        oracle=oracle_class(objective=OBJECTIVE, max_trials=max_trials, seed=seed),
+        oracle=oracle_instance,
         directory=output_dir,
         project_name="search",
         overwrite=overwrite,

@@ -1,6 +1,6 @@
 """Searchable Keras building blocks: choice points and the cells/blocks of the surveyed spaces."""
 
-from tfnas.blocks import ops
+from tfnas.blocks import ops, shared
 from tfnas.blocks.cells import darts_cell, nasbench201_cell
 from tfnas.blocks.choices import attribute_choice, input_choice, layer_choice, repeat
 from tfnas.blocks.supernet import (
@@ -31,5 +31,6 @@ __all__ = [
     "mixing_rule_of",
     "nasbench201_cell",
     "ops",
+    "shared",
     "repeat",
 ]

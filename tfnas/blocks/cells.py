@@ -18,6 +18,13 @@ from tfnas.blocks import ops
 from tfnas.blocks.choices import input_choice, layer_choice
 
 
+def _default_op(operations, preferred: str) -> str:
+    """A trainable default for cell edges (`none` first would zero unsearched cells)."""
+    if preferred in operations:
+        return preferred
+    return next((op for op in operations if op != "none"), operations[0])
+
+
 def darts_cell(
     hp: keras_tuner.HyperParameters,
     prefix: str,
@@ -53,7 +60,10 @@ def darts_cell(
             strides = 2 if reduction and i < 2 else 1
             make = lambda name: ops.darts_op(name, source.shape[1:], channels, strides, affine)
             choice = layer_choice(
-                hp, f"{prefix}/node{node}/edge{i}", ops.op_factories(operations, make)
+                hp,
+                f"{prefix}/node{node}/edge{i}",
+                ops.op_factories(operations, make),
+                default=_default_op(operations, "sep_conv_3x3"),
             )
             return choice(source)
 
@@ -90,9 +100,12 @@ def nasbench201_cell(
     nodes = [inputs]
     for j in range(1, num_nodes):
         edges = [
-            layer_choice(hp, f"{prefix}/node{j}/edge{i}", ops.op_factories(operations, make))(
-                nodes[i]
-            )
+            layer_choice(
+                hp,
+                f"{prefix}/node{j}/edge{i}",
+                ops.op_factories(operations, make),
+                default=_default_op(operations, "nor_conv_3x3"),
+            )(nodes[i])
             for i in range(j)
         ]
         nodes.append(edges[0] if len(edges) == 1 else keras.layers.Add()(edges))

@@ -273,6 +273,8 @@ def attribute_choice(
     hp: keras_tuner.HyperParameters,
     name: str,
     factory: Callable[..., keras.layers.Layer],
+    *,
+    shared_factory: Callable[[list[dict]], list[keras.layers.Layer]] | None = None,
     **attributes: Sequence[Any],
 ):
     """A layer whose integer (or other) attributes are searched: width, kernel, expansion.
@@ -284,6 +286,10 @@ def attribute_choice(
         hp: the trial's hyperparameters or `SupernetHyperParameters`.
         name: the prefix of the attribute hyperparameters.
         factory: called with one keyword per attribute, returns a fresh Keras layer.
+        shared_factory: optional, for supernet mode: called with the list of attribute
+            combinations (dicts), returns one candidate layer per combination, the
+            candidates sharing their weights (e.g. `tfnas.blocks.shared.mbconv_views`).
+            Without it each combination gets its own weights.
         **attributes: attribute name -> list of candidate values (or a fixed value).
 
     Returns:
@@ -329,9 +335,12 @@ def attribute_choice(
             raise _inactive_error(name)
         return _make_layer(name, str(chosen), lambda: factory(**fixed, **chosen))
     combos = [dict(zip(searched, combo)) for combo in itertools.product(*searched.values())]
-    layers = [
-        _make_layer(name, str(combo), lambda c=combo: factory(**fixed, **c)) for combo in combos
-    ]
+    if shared_factory is not None:
+        layers = list(shared_factory([{**fixed, **combo} for combo in combos]))
+    else:
+        layers = [
+            _make_layer(name, str(combo), lambda c=combo: factory(**fixed, **c)) for combo in combos
+        ]
     values = [{f"{name}/{a}": v for a, v in combo.items()} for combo in combos]
     return LayerChoice(name, layers, values, rule, name=_layer_name(name))
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import keras
 import keras_tuner
 
-from tfnas.blocks import ops
+from tfnas.blocks import ops, shared
 from tfnas.blocks.choices import attribute_choice, repeat
 from tfnas.spaces.common import classification_head, compile_classifier, validate_common
 
@@ -213,6 +213,10 @@ class MobileSpace(keras_tuner.HyperModel):
             hp,
             prefix,
             make,
+            # In a supernet the candidates share one set of convolution weights.
+            shared_factory=lambda combos: shared.mbconv_views(
+                input_shape, stage.filters, strides, combos
+            ),
             kernel_size=self._searched(self.kernel_sizes),
             expansion=self._searched(self.expansions),
             se_ratio=self._searched(self.se_ratios),

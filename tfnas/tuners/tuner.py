@@ -70,13 +70,14 @@ class _LogCosts(keras.callbacks.Callback):
 class Tuner(keras_tuner.Tuner):
     """A KerasTuner `Tuner` for architecture search.
 
-    Takes every argument of `keras_tuner.Tuner` (hypermodel, oracle, directory,
+    Takes every argument of `keras_tuner.Tuner` by keyword (hypermodel, oracle, directory,
     project_name, overwrite, executions_per_trial, distribution_strategy, ...), works with
     any KerasTuner oracle and any tfnas oracle, and records per trial `num_params`,
     `flops`, `model_bytes` and optionally `latency_ms` beside the fit metrics.
 
     Args:
-        hypermodel: a `keras_tuner.HyperModel` or a `build(hp)` function.
+        hypermodel: a `keras_tuner.HyperModel` or a `build(hp)` function. It comes first,
+            as in `keras_tuner.RandomSearch` (`keras_tuner.Tuner` puts the oracle first).
         oracle: a `keras_tuner.Oracle` (e.g. `tfnas.oracles.RegularizedEvolution`).
         measure_latency: also time every trial's model with TFLite (slower).
         latency_options: keyword arguments of `tfnas.latency.measure` (e.g.

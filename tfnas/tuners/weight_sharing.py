@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfnas.blocks.shared import exportable
 from tfnas.blocks.supernet import (
     InputChoice,
     LayerChoice,
@@ -216,7 +217,7 @@ def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
             index = candidate_index(layer, values) if active else 0
             if isinstance(layer, LayerChoice):
                 kwargs.pop("training", None)
-                return layer.candidates[index](*args, **kwargs)
+                return exportable(layer.candidates[index])(*args, **kwargs)
             return reduce_tensors([args[0][i] for i in layer.subsets[index]], layer.reduction)
         return layer(*args, **kwargs)
 
@@ -486,9 +487,12 @@ class SupernetTrainer:
         paths = self.oracle.paths_per_step
         if paths > 1:
             batches = int(dataset.cardinality())
-            dataset = dataset.flat_map(
-                lambda *batch: tf.data.Dataset.from_tensors(batch).repeat(paths)
-            )
+
+            @tf.autograph.experimental.do_not_convert
+            def repeat_batch(*batch):
+                return tf.data.Dataset.from_tensors(batch).repeat(paths)
+
+            dataset = dataset.flat_map(repeat_batch)
             if batches > 0:
                 dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches * paths))
         return dataset

@@ -261,3 +261,28 @@ def test_resuming_a_finished_search_keeps_what_trials_taught_the_oracle(tmp_path
         x, y, validation_data=validation, epochs=1, batch_size=64, verbose=0
     )
     assert json.dumps(reloaded.oracle.algorithm.get_state(), sort_keys=True) == state
+
+
+def test_mobile_supernet_shares_kernel_and_width_weights_and_exports_them():
+    space = tfnas.spaces.MobileSpace(
+        (8, 8, 1), 10, stem_filters=4, stem_strides=1, head_filters=0,
+        stages=[tfnas.spaces.Stage(4, 1), tfnas.spaces.Stage(8, (1, 2), 2)],
+        kernel_sizes=(3, 5), expansions=(1, 3), se_ratios=(0.0, 0.25),
+    )  # fmt: skip
+    rule = blocks.SinglePath()
+    supernet = space.build(blocks.SupernetHyperParameters(rule))
+    views = [c for c in supernet._flatten_layers() if isinstance(c, blocks.shared.MBConvView)]
+    assert len(views) == 3 * 8 and len({id(v.shared) for v in views}) == 3
+    values = {
+        "stage0/block0/kernel_size": 5, "stage0/block0/expansion": 3, "stage0/block0/se_ratio": 0.25,
+        "stage1/depth": 2, "stage1/block0/kernel_size": 3, "stage1/block0/expansion": 3,
+        "stage1/block0/se_ratio": 0.0, "stage1/block1/kernel_size": 5, "stage1/block1/expansion": 1,
+        "stage1/block1/se_ratio": 0.25,
+    }  # fmt: skip
+    rule.set_architecture(values)
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype="float32")
+    supernet(x, training=True)  # Moves the chosen candidates' batch-norm statistics.
+    fixed = weight_sharing.collapse(supernet, values)
+    assert _standard(fixed)
+    assert fixed.count_params() == tfnas.Architecture(space, values).count_params()
+    np.testing.assert_allclose(fixed(x, training=False), supernet(x, training=False), atol=1e-5)
