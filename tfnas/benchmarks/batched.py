@@ -54,6 +54,7 @@ class BatchedNasBench201:
         input_shape: image shape.
         num_classes: classifier outputs.
         learning_rate: Adam learning rate (Keras defaults otherwise: 0.9, 0.999, 1e-7).
+        jit_compile: compile the training and prediction steps with XLA.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class BatchedNasBench201:
         input_shape: Sequence[int] = (8, 8, 1),
         num_classes: int = 10,
         learning_rate: float = 1e-3,
+        jit_compile: bool = False,
     ):
         unknown = [op for op in operations if op not in ops_lib.NASBENCH201_OPS]
         if unknown or not operations:
@@ -93,8 +95,8 @@ class BatchedNasBench201:
         }
         self._step = tf.Variable(0.0)
         self.masks = tf.Variable(tf.zeros((k, NUM_EDGES, len(self.operations))))
-        self.train_step = tf.function(self._train_step)
-        self.predict = tf.function(self._predict)
+        self.train_step = tf.function(self._train_step, jit_compile=jit_compile)
+        self.predict = tf.function(self._predict, jit_compile=jit_compile)
 
     def _weight_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {}
@@ -149,110 +151,93 @@ class BatchedNasBench201:
         self._step.assign(0.0)
         self.masks.assign(masks.astype(np.float32))
 
-    # The network.
+    # The network. Activations are [B, H, W, K * C]: architecture k owns channels
+    # [k * C, (k + 1) * C), so every convolution is one grouped convolution (groups = K)
+    # and batch norm reduces over the batch and spatial axes as usual.
 
     def _conv(self, x, name, strides=1):
-        kernel = self.weights[f"{name}/kernel"]
-        size = kernel.shape[1]
-        if size == 1 and strides == 1:
-            return tf.einsum("kbhwi,kio->kbhwo", x, kernel[:, 0, 0])
-        height, width = x.shape[2], x.shape[3]
-        out_h, out_w = -(-height // strides), -(-width // strides)
-        pad_h = max((out_h - 1) * strides + size - height, 0)
-        pad_w = max((out_w - 1) * strides + size - width, 0)
-        x = tf.pad(
-            x,
-            [[0, 0], [0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2]]
-            + [[0, 0]],
-        )
-        patches = [
-            x[:, :, dy : dy + (out_h - 1) * strides + 1 : strides]
-            [:, :, :, dx : dx + (out_w - 1) * strides + 1 : strides]
-            for dy in range(size)
-            for dx in range(size)
-        ]
-        patches = tf.concat(patches, axis=-1)  # [K, B, H', W', size*size*cin], (dy, dx, cin)
-        k, b = tf.shape(x)[0], tf.shape(x)[1]
-        cin, cout = kernel.shape[3], kernel.shape[4]
-        flat = tf.reshape(patches, [k, -1, size * size * cin])
-        out = tf.matmul(flat, tf.reshape(kernel, [k, size * size * cin, cout]))
-        return tf.reshape(out, [k, b, out_h, out_w, cout])
+        kernel = self.weights[f"{name}/kernel"]  # [K, kh, kw, cin, cout]
+        k, kh, kw, cin, cout = kernel.shape
+        grouped = tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]), [kh, kw, cin, k * cout])
+        return tf.nn.conv2d(x, grouped, strides, padding="SAME")
+
+    def _per_channel(self, values):
+        # [K, C] -> [K * C] in the channel order of the activations.
+        return tf.reshape(values, [-1])
 
     def _bn(self, x, name, training):
-        gamma = self.weights[f"{name}/gamma"][:, None, None, None]
-        beta = self.weights[f"{name}/beta"][:, None, None, None]
+        gamma = self._per_channel(self.weights[f"{name}/gamma"])
+        beta = self._per_channel(self.weights[f"{name}/beta"])
         moving_mean, moving_var = self.weights[f"{name}/mean"], self.weights[f"{name}/var"]
         if training:
-            mean, var = tf.nn.moments(x, axes=[1, 2, 3])
-            moving_mean.assign(moving_mean * _MOMENTUM + mean * (1 - _MOMENTUM))
-            moving_var.assign(moving_var * _MOMENTUM + var * (1 - _MOMENTUM))
+            mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+            shape = tf.shape(moving_mean)
+            moving_mean.assign(moving_mean * _MOMENTUM + tf.reshape(mean, shape) * (1 - _MOMENTUM))
+            moving_var.assign(moving_var * _MOMENTUM + tf.reshape(var, shape) * (1 - _MOMENTUM))
         else:
-            mean, var = moving_mean, moving_var
-        mean, var = mean[:, None, None, None], var[:, None, None, None]
+            mean, var = self._per_channel(moving_mean), self._per_channel(moving_var)
         return (x - mean) * tf.math.rsqrt(var + _EPS) * gamma + beta
 
     def _relu_conv_bn(self, x, name, training, strides=1):
         return self._bn(self._conv(tf.nn.relu(x), name, strides), name, training)
 
     def _edge(self, x, prefix, edge, training):
-        out = 0.0
+        channels = x.shape[-1] // self.num_archs
+        out = None
         for index, op in enumerate(self.operations):
             if op == "none":
                 continue  # zeros: adds nothing, whether chosen or not
             if op == "skip_connect":
                 y = x
             elif op == "avg_pool_3x3":
-                y = _avg_pool_3x3(x)
+                # Keras/TF "same" average pooling divides by the in-image pixel count.
+                y = tf.nn.avg_pool2d(x, 3, 1, padding="SAME")
             else:
                 y = self._relu_conv_bn(x, f"{prefix}/edge{edge}/{op}", training)
-            out = out + self.masks[:, edge, index][:, None, None, None, None] * y
-        if isinstance(out, float):
-            return tf.zeros_like(x)
-        return out
+            mask = tf.repeat(self.masks[:, edge, index], channels)
+            out = mask * y if out is None else out + mask * y
+        return tf.zeros_like(x) if out is None else out
 
     def _cell(self, x, prefix, training):
         nodes = [x]
         for j in range(1, 4):
-            total = 0.0
+            total = None
             for e, (i, target) in enumerate(EDGES):
                 if target == j:
-                    total = total + self._edge(nodes[i], prefix, e, training)
+                    y = self._edge(nodes[i], prefix, e, training)
+                    total = y if total is None else total + y
             nodes.append(total)
         return nodes[-1]
 
     def _reduction(self, x, stage, training):
         y = self._relu_conv_bn(x, f"reduce{stage}/a", training, strides=2)
         y = self._relu_conv_bn(y, f"reduce{stage}/b", training)
-        k, b, h, w, c = (tf.shape(x)[i] for i in range(5))
-        pooled = tf.nn.avg_pool2d(
-            tf.reshape(x, [k * b, h, w, c]), 2, 2, padding="SAME"
-        )
-        pooled = tf.reshape(pooled, [k, b, tf.shape(pooled)[1], tf.shape(pooled)[2], c])
-        pooled.set_shape([None, None, y.shape[2], y.shape[3], x.shape[4]])
+        pooled = tf.nn.avg_pool2d(x, 2, 2, padding="SAME")
         return y + self._conv(pooled, f"reduce{stage}/shortcut")
 
     def logits(self, images, training: bool):
-        """Logits `[K, B, classes]` of every architecture on the same `images` `[B, H, W, C]`."""
-        x = tf.broadcast_to(images[None], [self.num_archs, *images.shape])
-        x = self._bn(self._conv(x, "stem"), "stem", training)
+        """Logits `[B, K, classes]` of every architecture on the same `images` `[B, H, W, C]`."""
+        # The stem is an ordinary convolution: every architecture reads the same image.
+        x = self._bn(self._conv(images, "stem"), "stem", training)
         for stage in range(3):
             if stage:
                 x = self._reduction(x, stage, training)
             for cell in range(self.cells_per_stage):
                 x = self._cell(x, f"cell{stage}_{cell}", training)
         x = tf.nn.relu(self._bn(x, "last_bn", training))
-        x = tf.reduce_mean(x, axis=[2, 3])
-        return tf.einsum("kbc,kco->kbo", x, self.weights["dense/kernel"]) + self.weights[
-            "dense/bias"
-        ][:, None]
+        x = tf.reduce_mean(x, axis=[1, 2])
+        x = tf.reshape(x, [tf.shape(x)[0], self.num_archs, -1])
+        return (
+            tf.einsum("bkc,kco->bko", x, self.weights["dense/kernel"]) + self.weights["dense/bias"]
+        )
 
     def _train_step(self, images, labels):
         variables = [self.weights[n] for n in self.trainable_names]
         with tf.GradientTape() as tape:
             logits = self.logits(images, training=True)
-            labels_k = tf.broadcast_to(labels[None], tf.shape(logits)[:2])
+            labels_k = tf.broadcast_to(labels[:, None], tf.shape(logits)[:2])
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels_k, logits)
-            per_arch = tf.reduce_mean(losses, axis=1)
+            per_arch = tf.reduce_mean(losses, axis=0)
             total = tf.reduce_sum(per_arch)
         grads = tape.gradient(total, variables)
         self._step.assign_add(1.0)
@@ -277,13 +262,43 @@ class BatchedNasBench201:
         correct = np.zeros(self.num_archs)
         for start in range(0, len(labels), batch_size):
             pred = self.predict(tf.constant(images[start : start + batch_size])).numpy()
-            correct += (pred == labels[None, start : start + batch_size]).sum(axis=1)
+            correct += (pred == labels[start : start + batch_size, None]).sum(axis=0)
         return correct / len(labels)
 
 
-def _avg_pool_3x3(x):
-    # Keras/TF "same" average pooling divides by the number of in-image pixels.
-    k, b, h, w, c = (tf.shape(x)[i] for i in range(5))
-    flat = tf.reshape(x, [k * b, h, w, c])
-    pooled = tf.nn.avg_pool2d(flat, 3, 1, padding="SAME")
-    return tf.reshape(pooled, tf.shape(x))
+def training_equivalent(cell: Sequence[str]) -> tuple[str, ...]:
+    """A representative of the cells whose training is identical to `cell`'s.
+
+    `cell` lists the operation of each edge in `EDGES` order. Two rewrites change nothing
+    in the forward or backward pass (given the same initial weights and batches): an edge
+    into a node that no path of non-`none` edges connects to the output is replaced by
+    `none` (its result is multiplied by zero downstream), and a `skip_connect` or
+    `avg_pool_3x3` edge leaving a node that is identically zero is replaced by `none` (it
+    outputs zeros). A convolution on a zero node is kept: its batch norm outputs the
+    learned `beta`.
+    """
+    cell = list(cell)
+    while True:
+        before = list(cell)
+        zero = [False] * 4
+        for j in range(1, 4):
+            zero[j] = all(
+                cell[e] == "none" or (cell[e] in ("skip_connect", "avg_pool_3x3") and zero[i])
+                for e, (i, target) in enumerate(EDGES)
+                if target == j
+            )
+        for e, (i, _) in enumerate(EDGES):
+            if zero[i] and cell[e] in ("skip_connect", "avg_pool_3x3"):
+                cell[e] = "none"
+        reaches_output = [False, False, False, True]
+        for j in (2, 1):
+            reaches_output[j] = any(
+                reaches_output[target] and cell[e] != "none"
+                for e, (source, target) in enumerate(EDGES)
+                if source == j
+            )
+        for e, (_, j) in enumerate(EDGES):
+            if not reaches_output[j]:
+                cell[e] = "none"
+        if cell == before:
+            return tuple(cell)

@@ -553,11 +553,14 @@ class SupernetTrainer:
         The reward is the objective's metric (negated when minimized) when the model logs
         it, else the negated loss.
         """
-        iterator = iter(self._validation_data.repeat())
+        iterator = None  # Made on first use: most strategies never call `evaluate`.
         metric = self.oracle.objective.name.removeprefix("val_")
         sign = -1.0 if self.oracle.objective.direction == "min" else 1.0
 
         def evaluate(values: dict) -> float:
+            nonlocal iterator
+            if iterator is None:
+                iterator = iter(self._validation_data.repeat())
             self.rule.set_architecture(values)
             vx, vy = next(iterator)
             results = self.supernet.test_on_batch(vx, vy, return_dict=True)
