@@ -134,28 +134,14 @@ class RegularizedEvolution(multi_trial.MultiTrialOracle):
         max_trials: int = 10,
         population_size: int = 20,
         sample_size: int = 5,
-        hyperparameters=None,
-        allow_new_entries: bool = True,
-        tune_new_entries: bool = True,
-        seed: int | None = None,
-        max_retries_per_trial: int = 0,
-        max_consecutive_failed_trials: int = 3,
-        allow_duplicates: bool = False,
-        num_bins: int = 10,
+        **kwargs,
     ):
         self.population_size = population_size
         self.sample_size = sample_size
         super().__init__(
             objective=objective,
             max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            allow_duplicates=allow_duplicates,
-            num_bins=num_bins,
+            **kwargs,
         )
 
     def _make_algorithm(self, seed: int) -> AgingEvolution:

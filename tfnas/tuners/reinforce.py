@@ -299,14 +299,7 @@ class Reinforce(multi_trial.MultiTrialOracle):
         optimizer: str = "adam",
         baseline_decay: float = 0.9,
         entropy_weight: float = 0.05,
-        hyperparameters=None,
-        allow_new_entries: bool = True,
-        tune_new_entries: bool = True,
-        seed: int | None = None,
-        max_retries_per_trial: int = 0,
-        max_consecutive_failed_trials: int = 3,
-        allow_duplicates: bool = False,
-        num_bins: int = 10,
+        **kwargs,
     ):
         self._controller_args = {
             "hidden_size": hidden_size,
@@ -318,14 +311,7 @@ class Reinforce(multi_trial.MultiTrialOracle):
         super().__init__(
             objective=objective,
             max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            allow_duplicates=allow_duplicates,
-            num_bins=num_bins,
+            **kwargs,
         )
 
     def _make_algorithm(self, seed: int) -> Controller:
