@@ -19,11 +19,11 @@ demo: $(STAMP)
 		--max_trials=4 --epochs=4 --output_dir=runs/demo --seed=0
 
 lint: $(STAMP)
-	$(BIN)/ruff check tfnas benchmarks examples
-	$(BIN)/ruff format --check tfnas benchmarks examples
+	$(BIN)/ruff check tfnas tools benchmarks
+	$(BIN)/ruff format --check tfnas tools benchmarks
 
 test: $(STAMP)
-	$(BIN)/ruff check tfnas benchmarks examples
+	$(BIN)/ruff check tfnas tools benchmarks
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tfnas
 
 clean:
