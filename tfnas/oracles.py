@@ -5,6 +5,7 @@
 
 import keras_tuner
 
+from tfnas.tuners.differentiable import DARTS
 from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.nao import NAO
@@ -28,6 +29,7 @@ ORACLES = {
     "random_weight_sharing": RandomWeightSharing,
     "one_shot": OneShot,
     "enas": ENAS,
+    "darts": DARTS,
 }
 
 

@@ -114,6 +114,14 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         """
         rule.set_architecture(self.sample_architecture())
 
+    def on_supernet_built(self, supernet: keras.Model, validation_data) -> None:
+        """Called once the supernet is built and the data is known, before training.
+
+        Args:
+            supernet: the compiled supernet, built with this oracle's mixing rule.
+            validation_data: the batched validation `tf.data.Dataset` of `(x, y)`.
+        """
+
     def on_supernet_epoch_end(self, epoch: int, evaluate: Callable[[dict], float]) -> None:
         """Called after each supernet epoch.
 
@@ -512,6 +520,7 @@ class SupernetTrainer:
         """Trains the supernet for `epochs`, resuming from its last checkpointed epoch."""
         supernet = self.build()
         self._set_data(x, y, validation_data, batch_size, validation_split)
+        self.oracle.on_supernet_built(supernet, self._validation_data)
         fingerprint = supernet_fingerprint(supernet)
         done = 0
         if self.checkpoint.exists():
