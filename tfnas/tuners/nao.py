@@ -315,37 +315,18 @@ class NAO(multi_trial.MultiTrialOracle):
         num_initial: int = 10,
         batch_size: int = 5,
         num_seeds: int = 100,
-        hyperparameters=None,
-        allow_new_entries: bool = True,
-        tune_new_entries: bool = True,
-        seed: int | None = None,
-        max_retries_per_trial: int = 0,
-        max_consecutive_failed_trials: int = 3,
-        allow_duplicates: bool = False,
-        num_bins: int = 10,
-        **model_kwargs,
+        **kwargs,
     ):
-        unknown = set(model_kwargs) - set(self._MODEL_KWARGS)
-        if unknown:
-            raise TypeError(f"NAO got unexpected keyword arguments: {sorted(unknown)}")
+        # The model's knobs go to the optimizer, the rest to the Oracle (which rejects
+        # unknown names).
+        model_kwargs = {name: kwargs.pop(name) for name in self._MODEL_KWARGS if name in kwargs}
         self._optimizer_args = {
             "num_initial": num_initial,
             "batch_size": batch_size,
             "num_seeds": num_seeds,
             **model_kwargs,
         }
-        super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            allow_duplicates=allow_duplicates,
-            num_bins=num_bins,
-        )
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
     def _make_algorithm(self, seed: int) -> ArchitectureOptimizer:
         return ArchitectureOptimizer(seed=seed, **self._optimizer_args)

@@ -333,6 +333,9 @@ class ProgressiveSearch(multi_trial.SearchAlgorithm):
         self.surrogate.set_state(state["surrogate"])
 
 
+_SURROGATE_KWARGS = ("ensemble_size", "hidden_size", "train_steps", "learning_rate", "l2")
+
+
 class PNAS(multi_trial.MultiTrialOracle):
     """Progressive neural architecture search (Liu et al.) as a KerasTuner oracle.
 
@@ -376,25 +379,11 @@ class PNAS(multi_trial.MultiTrialOracle):
         initial_width: int | None = None,
         surrogate: str = "mlp",
         block_of: Callable[[str], str] | None = None,
-        hyperparameters=None,
-        allow_new_entries: bool = True,
-        tune_new_entries: bool = True,
-        seed: int | None = None,
-        max_retries_per_trial: int = 0,
-        max_consecutive_failed_trials: int = 3,
-        allow_duplicates: bool = False,
-        num_bins: int = 10,
-        **surrogate_kwargs,
+        **kwargs,
     ):
-        unknown = set(surrogate_kwargs) - {
-            "ensemble_size",
-            "hidden_size",
-            "train_steps",
-            "learning_rate",
-            "l2",
-        }
-        if unknown:
-            raise TypeError(f"PNAS got unexpected keyword arguments: {sorted(unknown)}")
+        # The surrogate's knobs go to the search algorithm, the rest to the Oracle (which
+        # rejects unknown names).
+        surrogate_kwargs = {name: kwargs.pop(name) for name in _SURROGATE_KWARGS if name in kwargs}
         self._search_args = {
             "beam_width": beam_width,
             "num_candidates": num_candidates,
@@ -403,18 +392,7 @@ class PNAS(multi_trial.MultiTrialOracle):
             "block_of": block_of,
             **surrogate_kwargs,
         }
-        super().__init__(
-            objective=objective,
-            max_trials=max_trials,
-            hyperparameters=hyperparameters,
-            allow_new_entries=allow_new_entries,
-            tune_new_entries=tune_new_entries,
-            seed=seed,
-            max_retries_per_trial=max_retries_per_trial,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
-            allow_duplicates=allow_duplicates,
-            num_bins=num_bins,
-        )
+        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
     def _make_algorithm(self, seed: int) -> ProgressiveSearch:
         return ProgressiveSearch(seed=seed, **self._search_args)
