@@ -16,10 +16,24 @@ def validate_common(input_shape, num_classes, learning_rate) -> None:
             "input_shape must be (height, width, channels) of positive ints. "
             f"Received: input_shape={input_shape!r}"
         )
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2. Received: num_classes={num_classes!r}")
+    check_int("num_classes", num_classes, 2)
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
+
+
+def check_int(name: str, value, low: int) -> None:
+    """Raises unless `value` is an int >= `low`, naming the argument."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}. Received: {name}={value!r}")
+
+
+def check_operations(operations, allowed) -> None:
+    """Raises unless `operations` is a non-empty subset of `allowed`."""
+    if not operations or any(op not in allowed for op in operations):
+        raise ValueError(
+            f"operations must be a non-empty subset of {tuple(allowed)}. "
+            f"Received: operations={list(operations)!r}"
+        )
 
 
 def classification_head(x, num_classes: int, name: str = "logits", dropout: float = 0.0):

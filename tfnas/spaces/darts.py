@@ -15,7 +15,13 @@ import keras_tuner
 
 from tfnas.blocks import ops
 from tfnas.blocks.cells import darts_cell
-from tfnas.spaces.common import classification_head, compile_classifier, validate_common
+from tfnas.spaces.common import (
+    check_int,
+    check_operations,
+    classification_head,
+    compile_classifier,
+    validate_common,
+)
 
 # Genotypes as in the DARTS repository (`genotypes.py`): (operation, input state) pairs,
 # two per intermediate node.
@@ -127,19 +133,13 @@ class DartsSpace(keras_tuner.HyperModel):
             ("num_nodes", num_nodes, 1),
             ("stem_multiplier", stem_multiplier, 1),
         ):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"{arg} must be an int >= {low}. Received: {arg}={value!r}")
+            check_int(arg, value, low)
         if init_channels % 2:
             raise ValueError(
                 f"init_channels must be even (reduction cells halve it twice). "
                 f"Received: init_channels={init_channels}"
             )
-        unknown = [op for op in operations if op not in ops.DARTS_OPS]
-        if unknown or not operations:
-            raise ValueError(
-                f"operations must be a non-empty subset of {ops.DARTS_OPS}. "
-                f"Received: operations={list(operations)!r}"
-            )
+        check_operations(operations, ops.DARTS_OPS)
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.init_channels = init_channels

@@ -16,7 +16,13 @@ import keras_tuner
 
 from tfnas.blocks import ops
 from tfnas.blocks.cells import nasbench201_cell
-from tfnas.spaces.common import classification_head, compile_classifier, validate_common
+from tfnas.spaces.common import (
+    check_int,
+    check_operations,
+    classification_head,
+    compile_classifier,
+    validate_common,
+)
 
 CELL_PREFIX = "cell"
 NUM_NODES = 4
@@ -91,19 +97,9 @@ class NasBench201Space(keras_tuner.HyperModel):
     ):
         super().__init__(name=name, **kwargs)
         validate_common(input_shape, num_classes, learning_rate)
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be an int >= 1. Received: channels={channels!r}")
-        if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
-            raise ValueError(
-                "cells_per_stage must be an int >= 1. "
-                f"Received: cells_per_stage={cells_per_stage!r}"
-            )
-        unknown = [op for op in operations if op not in ops.NASBENCH201_OPS]
-        if unknown or not operations:
-            raise ValueError(
-                f"operations must be a non-empty subset of {ops.NASBENCH201_OPS}. "
-                f"Received: operations={list(operations)!r}"
-            )
+        check_int("channels", channels, 1)
+        check_int("cells_per_stage", cells_per_stage, 1)
+        check_operations(operations, ops.NASBENCH201_OPS)
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.channels = channels

@@ -108,14 +108,8 @@ class RegularizedEvolution(multi_trial.MultiTrialOracle):
         population_size: Number of architectures kept alive (P), at least 2. The first P
             architectures are random.
         sample_size: Tournament size (S), in `[1, population_size]`.
-        hyperparameters: Optional `HyperParameters` to override or pre-register the space.
-        allow_new_entries: Whether the hypermodel may register new hyperparameters.
-        tune_new_entries: Whether new hyperparameters are searched (else kept at default).
-        seed: Random seed.
-        max_retries_per_trial: Retries of a crashed trial before it counts as failed.
-        max_consecutive_failed_trials: The search stops after this many failures in a row.
-        allow_duplicates: If True, an architecture may be evaluated more than once.
-        num_bins: Number of candidates an `Int` or `Float` range is discretized into.
+        **kwargs: The other arguments of `MultiTrialOracle` (hyperparameters, seed,
+            allow_duplicates, num_bins, ...), forwarded to it.
 
     Example:
 

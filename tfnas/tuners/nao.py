@@ -278,14 +278,8 @@ class NAO(multi_trial.MultiTrialOracle):
         num_initial: Random architectures evaluated before the first model is trained.
         batch_size: New architectures generated per round.
         num_seeds: Best architectures whose embeddings start the gradient ascent.
-        hyperparameters: Optional `HyperParameters` to override or pre-register the space.
-        allow_new_entries: Whether the hypermodel may register new hyperparameters.
-        tune_new_entries: Whether new hyperparameters are searched (else kept at default).
-        seed: Random seed.
-        max_retries_per_trial: Retries of a crashed trial before it counts as failed.
-        max_consecutive_failed_trials: The search stops after this many failures in a row.
-        allow_duplicates: If True, an architecture may be evaluated more than once.
-        num_bins: Number of candidates an `Int` or `Float` range is discretized into.
+        **kwargs: The other arguments of `MultiTrialOracle` (hyperparameters, seed,
+            allow_duplicates, num_bins, ...), forwarded to it.
         **model_kwargs: `embedding_size`, `hidden_size`, `train_steps`, `learning_rate`,
             `predictor_weight`, `step_size`, `max_ascent_steps` of `ArchitectureOptimizer`.
 

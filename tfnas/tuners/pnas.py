@@ -350,14 +350,8 @@ class PNAS(multi_trial.MultiTrialOracle):
         surrogate: "mlp" (ensemble of small MLPs) or "ridge".
         block_of: Maps a hyperparameter name to its block name; default: the name up to the
             last "/". Not saved in the state: pass the same callable when resuming.
-        hyperparameters: Optional `HyperParameters` to override or pre-register the space.
-        allow_new_entries: Whether the hypermodel may register new hyperparameters.
-        tune_new_entries: Whether new hyperparameters are searched (else kept at default).
-        seed: Random seed.
-        max_retries_per_trial: Retries of a crashed trial before it counts as failed.
-        max_consecutive_failed_trials: The search stops after this many failures in a row.
-        allow_duplicates: If True, an architecture may be evaluated more than once.
-        num_bins: Number of candidates an `Int` or `Float` range is discretized into.
+        **kwargs: The other arguments of `MultiTrialOracle` (hyperparameters, seed,
+            allow_duplicates, num_bins, ...), forwarded to it.
         **surrogate_kwargs: `ensemble_size`, `hidden_size`, `train_steps`, `learning_rate`,
             `l2` of the surrogate.
 

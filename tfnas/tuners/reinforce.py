@@ -272,14 +272,8 @@ class Reinforce(multi_trial.MultiTrialOracle):
         optimizer: "adam" or "sgd".
         baseline_decay: Decay of the moving-average reward baseline, in [0, 1).
         entropy_weight: Weight of the entropy bonus (>= 0).
-        hyperparameters: Optional `HyperParameters` to override or pre-register the space.
-        allow_new_entries: Whether the hypermodel may register new hyperparameters.
-        tune_new_entries: Whether new hyperparameters are searched (else kept at default).
-        seed: Random seed.
-        max_retries_per_trial: Retries of a crashed trial before it counts as failed.
-        max_consecutive_failed_trials: The search stops after this many failures in a row.
-        allow_duplicates: If True, an architecture may be evaluated more than once.
-        num_bins: Number of candidates an `Int` or `Float` range is discretized into.
+        **kwargs: The other arguments of `MultiTrialOracle` (hyperparameters, seed,
+            allow_duplicates, num_bins, ...), forwarded to it.
 
     Example:
 
