@@ -47,6 +47,13 @@ def _shape(tensor_or_list):
     return tuple(tensor_or_list.shape)
 
 
+def layer_macs(layer: keras.layers.Layer, input_shape) -> int:
+    """Multiply-adds of one call of `layer` (a model or a single layer) on `input_shape`."""
+    if isinstance(layer, keras.Model):
+        return count_flops(layer)
+    return _layer_macs(layer, tuple(input_shape), tuple(layer.compute_output_shape(input_shape)))
+
+
 def count_flops(model: keras.Model) -> int:
     """Multiply-adds of one forward pass on one example.
 

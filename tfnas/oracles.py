@@ -5,9 +5,10 @@
 
 import keras_tuner
 
-from tfnas.tuners.differentiable import DARTS
+from tfnas.tuners.differentiable import DARTS, PDARTS, DARTSPlus
 from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
+from tfnas.tuners.gumbel import GDAS, SNAS
 from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.pnas import PNAS
@@ -30,6 +31,10 @@ ORACLES = {
     "one_shot": OneShot,
     "enas": ENAS,
     "darts": DARTS,
+    "darts_plus": DARTSPlus,
+    "pdarts": PDARTS,
+    "snas": SNAS,
+    "gdas": GDAS,
 }
 
 

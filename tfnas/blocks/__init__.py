@@ -11,8 +11,10 @@ from tfnas.blocks.supernet import (
     SinglePath,
     SupernetHyperParameters,
     UniformMixture,
+    candidate_channels,
     candidate_index,
     mixing_rule_of,
+    partial_channel_divisor,
 )
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "SupernetHyperParameters",
     "UniformMixture",
     "attribute_choice",
+    "candidate_channels",
     "candidate_index",
     "darts_cell",
     "input_choice",
@@ -31,6 +34,7 @@ __all__ = [
     "mixing_rule_of",
     "nasbench201_cell",
     "ops",
+    "partial_channel_divisor",
     "shared",
     "repeat",
 ]

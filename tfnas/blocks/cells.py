@@ -7,6 +7,10 @@ nodes). `nasbench201_cell` is the NAS-Bench-201 cell (4 nodes, an operation on e
 
 Choice names carry a `prefix`, so all cells with the same prefix share one genotype, as
 in the papers (all normal cells of a DARTS network share one architecture).
+
+Edge operations are built for `candidate_channels(hp, channels, name)` channels: all of
+them in fixed mode, 1/K of them in a PC-DARTS supernet, whose rule feeds the operations
+that share of the edge's input and passes the rest around them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import keras_tuner
 
 from tfnas.blocks import ops
 from tfnas.blocks.choices import input_choice, layer_choice
+from tfnas.blocks.supernet import candidate_channels, partial_channel_divisor
 
 
 def _default_op(operations, preferred: str) -> str:
@@ -58,10 +63,13 @@ def darts_cell(
         def edge(i, node=node):
             source = states[i]
             strides = 2 if reduction and i < 2 else 1
-            make = lambda name: ops.darts_op(name, source.shape[1:], channels, strides, affine)
+            name = f"{prefix}/node{node}/edge{i}"
+            width = candidate_channels(hp, channels, name)
+            shape = (*source.shape[1:-1], source.shape[-1] // partial_channel_divisor(hp))
+            make = lambda op: ops.darts_op(op, shape, width, strides, affine)
             choice = layer_choice(
                 hp,
-                f"{prefix}/node{node}/edge{i}",
+                name,
                 ops.op_factories(operations, make),
                 default=_default_op(operations, "sep_conv_3x3"),
             )
@@ -96,7 +104,8 @@ def nasbench201_cell(
     Returns:
         The last node, `channels` channels, same resolution as `inputs`.
     """
-    make = lambda name: ops.nasbench201_op(name, channels, affine)
+    width = candidate_channels(hp, channels, f"{prefix}/node1/edge0")
+    make = lambda name: ops.nasbench201_op(name, width, affine)
     nodes = [inputs]
     for j in range(1, num_nodes):
         edges = [

@@ -20,6 +20,8 @@ from typing import Any
 import keras
 import keras_tuner
 
+from tfnas.blocks.shared import exportable
+
 
 class MixingRule:
     """How a weight-sharing strategy combines the candidates of a choice point.
@@ -28,10 +30,36 @@ class MixingRule:
     `InputChoice`). A rule may keep architecture state (logits, sampled indices) keyed by the
     choice name, so that choice points sharing a name (e.g. the same edge of every normal
     cell) share one decision while each keeps its own weights.
+
+    A rule may also feed the candidates something other than the choice's input (PC-DARTS
+    feeds them 1/K of the channels): it then overrides `candidate_channel_divisor`,
+    `candidate_input_shape`, `choice_output_shape` and `export_layer_choice` together.
     """
+
+    # Candidates are built for `channels // candidate_channel_divisor` channels (see
+    # `candidate_channels`); 1 for every rule that feeds them the whole input.
+    candidate_channel_divisor: int = 1
 
     def build(self, choice: LayerChoice | InputChoice) -> None:
         """Called once when a choice layer is built; may create per-name variables."""
+
+    def candidate_input_shape(self, choice: LayerChoice, input_shape) -> tuple:
+        """The input shape the candidates of `choice` receive when its input has
+        `input_shape` (with the batch dimension). Default: the choice's input shape."""
+        return tuple(input_shape)
+
+    def choice_output_shape(self, choice: LayerChoice, input_shape, candidate_output_shape):
+        """The output shape of `choice` given its input shape and its candidates' output
+        shape. Default: the candidates' output shape."""
+        return tuple(candidate_output_shape)
+
+    def export_layer_choice(self, choice: LayerChoice, index: int, inputs, **kwargs):
+        """The exported form of `choice` with candidate `index` chosen, applied to `inputs`.
+
+        Called by `tfnas.tuners.weight_sharing.collapse` on symbolic tensors; must use
+        standard Keras layers only. Default: the candidate's exportable layer itself.
+        """
+        return exportable(choice.candidates[index])(inputs, **kwargs)
 
     def mix_layers(self, choice: LayerChoice, inputs, training=None):
         raise NotImplementedError(f"{type(self).__name__} does not implement mix_layers.")
@@ -270,21 +298,53 @@ class LayerChoice(keras.layers.Layer):
 
     def build(self, input_shape):
         self.built_input_shape = tuple(input_shape)
-        spec = keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        candidate_shape = tuple(self.mixing_rule.candidate_input_shape(self, input_shape))
+        spec = keras.KerasTensor(candidate_shape, dtype=self.compute_dtype)
+        fed = candidate_shape != self.built_input_shape
         shapes = {}
         for values, layer in zip(self.candidate_values, self.candidates):
-            shapes[str(list(values.values()))] = layer.compute_output_spec(spec).shape
+            key = str(list(values.values()))
+            try:
+                shapes[key] = layer.compute_output_spec(spec).shape
+            except Exception as error:
+                if not fed:
+                    raise
+                raise ValueError(
+                    f"Candidate {key} of choice {self.choice_name!r} cannot take its input. "
+                    f"{self._fed_hint(candidate_shape)} Original error: {error}"
+                ) from error
             if not layer.built:
-                layer.build(input_shape)
-        _check_same_output_shapes(self.choice_name, shapes)
+                layer.build(candidate_shape)
+        try:
+            _check_same_output_shapes(self.choice_name, shapes)
+        except ValueError as error:
+            if not fed:
+                raise
+            raise ValueError(f"{error} {self._fed_hint(candidate_shape)}") from None
+        self.candidate_output_shape = tuple(next(iter(shapes.values())))
         self.mixing_rule.build(self)
         self.built = True
+
+    def _fed_hint(self, candidate_shape) -> str:
+        return (
+            f"{type(self.mixing_rule).__name__} feeds the candidates inputs of shape "
+            f"{candidate_shape}, not the choice's input shape {self.built_input_shape}: build "
+            "them for `tfnas.blocks.candidate_channels(hp, channels, name)` channels (as "
+            "tfnas.blocks.darts_cell does)."
+        )
 
     def call(self, inputs, training=None):
         return self.mixing_rule.mix_layers(self, inputs, training=training)
 
     def compute_output_spec(self, inputs, training=None):
-        return self.candidates[0].compute_output_spec(inputs)
+        rule = self.mixing_rule
+        candidate_shape = tuple(rule.candidate_input_shape(self, inputs.shape))
+        if candidate_shape == tuple(inputs.shape):
+            return self.candidates[0].compute_output_spec(inputs)
+        spec = keras.KerasTensor(candidate_shape, dtype=inputs.dtype)
+        output = self.candidates[0].compute_output_spec(spec)
+        shape = rule.choice_output_shape(self, inputs.shape, output.shape)
+        return keras.KerasTensor(shape, dtype=output.dtype)
 
     def get_config(self):
         return {
@@ -441,3 +501,49 @@ class SupernetHyperParameters(keras_tuner.HyperParameters):
 def mixing_rule_of(hp: keras_tuner.HyperParameters) -> MixingRule | None:
     """The strategy's mixing rule when `hp` builds a supernet, else None (fixed mode)."""
     return getattr(hp, "mixing_rule", None)
+
+
+def partial_channel_divisor(hp: keras_tuner.HyperParameters) -> int:
+    """K when `hp` builds a supernet whose rule feeds candidates 1/K of the channels.
+
+    1 in fixed mode and for every rule that feeds candidates the whole input; K for
+    `tfnas.tuners.partial_channels.PartialChannelMixture` (PC-DARTS).
+    """
+    rule = mixing_rule_of(hp)
+    return 1 if rule is None else int(rule.candidate_channel_divisor)
+
+
+def candidate_channels(hp: keras_tuner.HyperParameters, channels: int, choice_name: str) -> int:
+    """The channel count to build the candidates of a layer choice for.
+
+    `channels` in fixed mode; `channels // K` when the supernet's rule feeds candidates
+    1/K of the channels (PC-DARTS). A space builds its candidate operations with it, so
+    the same `build(hp)` makes the full network and the partial-channel supernet:
+
+    ```python
+    c = tfnas.blocks.candidate_channels(hp, 16, "op0")
+    x = tfnas.blocks.layer_choice(hp, "op0", {
+        "conv3x3": lambda: keras.layers.Conv2D(c, 3, padding="same"),
+        "skip": lambda: keras.layers.Identity(),
+    })(x)   # x has 16 channels
+    ```
+
+    Raises:
+        ValueError: when K does not divide `channels`.
+    """
+    divisor = partial_channel_divisor(hp)
+    check_partial_channels(choice_name, channels, divisor)
+    return channels // divisor
+
+
+def check_partial_channels(choice_name: str, channels, divisor: int) -> None:
+    """Raises unless the `channels` of choice `choice_name`'s input split into `divisor`."""
+    if divisor == 1:
+        return
+    if channels is None or channels % divisor:
+        raise ValueError(
+            f"Choice {choice_name!r} has {channels} input channels, which "
+            f"partial_channels={divisor} does not divide: the candidates take "
+            f"channels / {divisor} of them. Use a partial_channels value that divides every "
+            "choice's channel count, or change the space's widths."
+        )

@@ -44,6 +44,13 @@ def _two_choices(hp):
     return model
 
 
+def _dataset(shape, n=8, batch=4):
+    x = np.random.default_rng(0).normal(size=(n, *shape)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, x if len(shape) == 1 else np.zeros(n))).batch(
+        batch
+    )
+
+
 def _supernet(oracle, build):
     rule = oracle.make_mixing_rule()
     hp = SupernetHyperParameters(rule)
@@ -110,7 +117,7 @@ def test_derivation_keeps_the_strongest_non_none_edges_of_a_darts_cell():
     space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=4, num_cells=3)
     oracle = differentiable.DARTS(seed=0)
     rule, model = _supernet(oracle, space.build)
-    oracle.on_supernet_built(model, None)
+    oracle.on_supernet_built(model, _dataset((8, 8, 1)))
     ops = list(tfnas.blocks.ops.DARTS_OPS)
     alphas = {}
     for name in rule.choice_names:
@@ -156,9 +163,9 @@ def test_search_with_a_tuner(tmp_path):
     assert all(type(layer).__module__.startswith("keras") for layer in best._flatten_layers())
     # The checkpoint holds the alphas after the epoch.
     with open(tmp_path / "d" / "supernet" / "supernet.json") as f:
-        saved = json.load(f)["oracle"]["darts"]
+        saved = json.load(f)["oracle"]["differentiable"]
     assert saved["alphas"] == oracle.alphas()
-    np.testing.assert_allclose(sum(saved["softmax"]["op0"]), 1.0)
+    np.testing.assert_allclose(sum(saved["distributions"]["op0"]), 1.0)
 
 
 def test_state_round_trip():
@@ -181,15 +188,15 @@ def test_state_round_trip():
     np.testing.assert_allclose(copy.alphas()["op"], oracle.alphas()["op"], rtol=1e-6)
     fresh = differentiable.DARTS(seed=0)
     fresh.set_state(full)
-    assert fresh._alphas == full["darts"]["alphas"]
+    assert fresh._alphas == full["differentiable"]["alphas"]
     assert fresh.derive(fresh.encoding()) == {"op": "identity"}
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"order": 2}, "order=2 is not available yet"),
-        ({"order": 3}, "order must be 1"),
+        ({"order": 3}, "order must be 1 or 2. Received: order=3"),
+        ({"unrolled_learning_rate": 0.0}, "unrolled_learning_rate"),
         ({"arch_learning_rate": 0.0}, "arch_learning_rate"),
         ({"arch_learning_rate": -1.0}, "arch_learning_rate"),
         ({"arch_weight_decay": -1.0}, "arch_weight_decay"),
@@ -203,7 +210,7 @@ def test_invalid_arguments(kwargs, message):
 def test_non_finite_alphas_are_refused():
     oracle = differentiable.DARTS(seed=0)
     rule, model = _supernet(oracle, _identity_or_zero)
-    oracle.on_supernet_built(model, None)
+    oracle.on_supernet_built(model, _dataset((4,)))
     rule.set_alphas({"op": [float("nan"), 0.0]})
     with pytest.raises(ValueError, match="not finite"):
         oracle.on_supernet_epoch_end(0, None)
@@ -213,5 +220,278 @@ def test_non_finite_alphas_are_refused():
         differentiable.DARTS().derive()
 
 
-def test_registered_as_an_oracle():
+def test_registered_as_oracles():
     assert tfnas.oracles.get("darts") is differentiable.DARTS
+    assert tfnas.oracles.get("darts_plus") is differentiable.DARTSPlus
+    assert tfnas.oracles.get("pdarts") is differentiable.PDARTS
+
+
+def _classification_data(n=16, batch=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = rng.integers(0, 3, n)
+    return x, y, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def test_second_order_gradient_matches_the_exact_unrolled_gradient():
+    xi = 0.1
+    oracle = differentiable.DARTS(seed=0, order=2, unrolled_learning_rate=xi, arch_weight_decay=0.0)
+    rule, model = _supernet(oracle, _two_choices)
+    x_val, y_val, validation = _classification_data(seed=1)
+    x_train, y_train, training = _classification_data(seed=2)
+    oracle.on_supernet_built(model, validation, training)
+    rule.set_alphas({"op0": [0.3, -0.2], "op1": [-0.1, 0.4]})
+    captured = [keras.Variable(np.zeros(2, "float32")) for _ in rule.alpha_variables]
+    oracle._apply_alpha_gradients = lambda grads: [c.assign(g) for c, g in zip(captured, grads)]
+    weights_before = [np.array(w) for w in model.get_weights()]
+    oracle.prepare_training_step(rule, 0, 0, 0.0)
+    # The weights are restored after the virtual step and the finite differences.
+    for before, after in zip(weights_before, model.get_weights()):
+        np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
+    # Exact: autodiff through w' = w - xi * grad_w L_train(w, alpha).
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    alphas = [a.value for a in rule.alpha_variables]
+    with tf.GradientTape() as outer:
+        outer.watch(alphas)
+        with tf.GradientTape() as inner:
+            inner.watch(trainable)
+            out, _ = model.stateless_call(trainable, non_trainable, x_train, training=True)
+            train_loss = loss_fn(y_train, out)
+        grads = inner.gradient(train_loss, trainable)
+        unrolled = [w - xi * g for w, g in zip(trainable, grads)]
+        out, _ = model.stateless_call(unrolled, non_trainable, x_val, training=True)
+        val_loss = loss_fn(y_val, out)
+    exact = outer.gradient(val_loss, alphas)
+    first_order = differentiable.DARTS(seed=0, arch_weight_decay=0.0)
+    for got, want in zip(captured, exact):
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=2e-2, atol=1e-5)
+    # The implicit term matters here: the first-order gradient differs.
+    first_rule, first_model = _supernet(first_order, _two_choices)
+    first_model.set_weights(model.get_weights())
+    first_order.on_supernet_built(first_model, validation)
+    first_rule.set_alphas(rule.get_alphas())
+    with tf.GradientTape() as tape:
+        loss = first_order._loss(x_val, y_val)
+    direct = tape.gradient(loss, [a.value for a in first_rule.alpha_variables])
+    assert max(float(np.abs(np.array(d) - np.array(e)).max()) for d, e in zip(direct, exact)) > 1e-4
+
+
+def test_second_order_restores_batch_norm_statistics_and_needs_training_data():
+    from tfnas.tuners import weight_sharing_testing
+
+    (x, y), (vx, vy) = weight_sharing_testing.data(32)
+    oracle = differentiable.DARTS(seed=0, order=2)
+    rule, model = _supernet(oracle, weight_sharing_testing.build)
+    validation = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(8)
+    with pytest.raises(ValueError, match="needs training data"):
+        oracle.on_supernet_built(model, validation)
+    oracle.on_supernet_built(model, validation, tf.data.Dataset.from_tensor_slices((x, y)).batch(8))
+    before = [np.array(v) for v in model.weights]
+    alphas = oracle.alphas()
+    oracle.prepare_training_step(rule, 0, 0, 0.0)
+    for b, a in zip(before, model.weights):
+        np.testing.assert_allclose(b, np.array(a), atol=1e-6)
+    assert oracle.alphas() != alphas
+
+
+def test_missing_data_and_spaces_without_layer_choices_are_refused():
+    oracle = differentiable.DARTS(seed=0)
+    _, model = _supernet(oracle, _identity_or_zero)
+    with pytest.raises(ValueError, match="needs validation data.*validation_data=None"):
+        oracle.on_supernet_built(model, None)
+
+    def depth_only(hp):
+        inputs = keras.Input((4,))
+        x = blocks.repeat(hp, "depth", [1, 2], lambda i, t: keras.layers.Dense(4)(t), inputs)
+        model = keras.Model(inputs, x)
+        model.compile("sgd", "mse")
+        return model
+
+    oracle = differentiable.DARTS(seed=0)
+    _, model = _supernet(oracle, depth_only)
+    with pytest.raises(ValueError, match="no layer choice"):
+        oracle.on_supernet_built(model, _dataset((4,)))
+
+
+def test_nan_in_the_alpha_step_names_the_step():
+    oracle = differentiable.DARTS(seed=0)
+    rule, model = _supernet(oracle, _identity_or_zero)
+    x = np.full((8, 4), np.nan, dtype="float32")
+    oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
+    with pytest.raises(FloatingPointError, match="global step 7 .*diverged"):
+        oracle.prepare_training_step(rule, 7, 0, 0.0)
+
+
+def test_nan_loss_stops_the_search_and_keeps_the_last_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    oracle = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
+    tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path), project_name="n")
+    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=1, batch_size=16,
+                 verbose=0)  # fmt: skip
+    checkpoint = tmp_path / "n" / "supernet" / "supernet.npz"
+    saved = checkpoint.read_bytes()
+    bad = x[:32].copy()
+    bad[20] = np.nan  # In the second batch of the second epoch.
+    resumed = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
+    tuner = tfnas.Tuner(_two_choices, oracle=resumed, directory=str(tmp_path), project_name="n",
+                        overwrite=False)  # fmt: skip
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch \d .*epoch 1 .* is kept"):
+        tuner.search(bad, y[:32], validation_data=(x[32:], y[32:]), epochs=2, batch_size=16,
+                     verbose=0)  # fmt: skip
+    assert checkpoint.read_bytes() == saved
+
+
+def test_history_is_logged_to_tensorboard_and_drawn(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    oracle = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
+    tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path), project_name="h")
+    board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
+    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=2, batch_size=16,
+                 callbacks=[board], verbose=0)  # fmt: skip
+    assert [h["epoch"] for h in oracle.history] == [1, 2]
+    for name, p in oracle.softmax().items():
+        assert oracle.history[-1]["distributions"][name] == pytest.approx(p)
+    assert oracle.labels()["op0"] == ["dense", "skip"]
+    assert list((tmp_path / "logs" / "architecture").iterdir())
+    assert oracle.plot_history(str(tmp_path / "alphas.png")).endswith("alphas.png")
+    assert (tmp_path / "alphas.png").read_bytes()[:4] == b"\x89PNG"
+    # The history survives a reload of the oracle.
+    reloaded = differentiable.DARTS(seed=0)
+    reloaded.set_state(json.loads(json.dumps(oracle.get_state())))
+    assert reloaded.history == oracle.history
+
+
+def _skip_heavy_alphas(rule, skip_names):
+    ops = list(tfnas.blocks.ops.DARTS_OPS)
+    alphas = {}
+    for name in rule.choice_names:
+        logits = np.zeros(len(ops))
+        logits[ops.index("sep_conv_3x3")] = 1.0
+        if name in skip_names:
+            logits[ops.index("skip_connect")] = 2.0 + skip_names.index(name)
+        alphas[name] = logits
+    rule.set_alphas(alphas)
+
+
+def test_darts_plus_stops_on_two_skip_connections_in_the_normal_cell():
+    space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=4, num_cells=3)
+    oracle = differentiable.DARTSPlus(seed=0, stable_epochs=None)
+    rule, model = _supernet(oracle, space.build)
+    oracle.on_supernet_built(model, _dataset((8, 8, 1)))
+    _skip_heavy_alphas(rule, ["normal/node0/edge0"])
+    oracle.on_supernet_epoch_end(0, None)
+    assert oracle.supernet_stop_reason is None
+    _skip_heavy_alphas(rule, ["normal/node0/edge0", "normal/node1/edge1"])
+    oracle.on_supernet_epoch_end(1, None)
+    assert "2 skip_connect edges" in oracle.supernet_stop_reason
+    state = json.loads(json.dumps(oracle.training_state()))
+    copy = differentiable.DARTSPlus(seed=0)
+    copy.set_training_state(state)
+    assert copy.supernet_stop_reason == oracle.supernet_stop_reason
+
+
+def test_darts_plus_stops_when_the_ranking_is_stable():
+    oracle = differentiable.DARTSPlus(seed=0, stable_epochs=2)
+    rule, model = _supernet(oracle, _two_choices)
+    oracle.on_supernet_built(model, _classification_data()[2])
+    rule.set_alphas({"op0": [1.0, 0.0], "op1": [1.0, 0.0]})
+    for epoch in range(2):
+        oracle.on_supernet_epoch_end(epoch, None)
+        assert oracle.supernet_stop_reason is None
+    oracle.on_supernet_epoch_end(2, None)
+    assert "has not changed for 2 epochs" in oracle.supernet_stop_reason
+
+
+def test_darts_plus_early_stop_ends_supernet_training_and_resume_keeps_it(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = rng.integers(0, 3, 64)
+
+    def search(overwrite):
+        oracle = differentiable.DARTSPlus(seed=0, stable_epochs=1, bn_recalibration_batches=0)
+        tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path),
+                            project_name="p", overwrite=overwrite)  # fmt: skip
+        tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=6,
+                     batch_size=16, verbose=0)  # fmt: skip
+        return oracle
+
+    oracle = search(True)
+    # The alphas barely move in a few steps: the ranking is stable after 2 epochs.
+    assert oracle.supernet_epochs_done == 2
+    assert "ranking" in oracle.supernet_stop_reason
+    again = search(False)
+    assert again.supernet_epochs_done == 2
+
+
+def test_pdarts_drops_candidates_between_stages_and_caps_skips(tmp_path):
+    space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=4, num_cells=3)
+    (x, y), validation = tfnas.tuners.weight_sharing_testing.data(48)
+    oracle = differentiable.PDARTS(
+        seed=0, keep=(4, 2), depths=(1, 2, 3), max_skip_connections=1,
+        bn_recalibration_batches=0,
+    )  # fmt: skip
+    tuner = tfnas.Tuner(space, oracle=oracle, directory=str(tmp_path), project_name="p")
+    tuner.search(x, y, validation_data=validation, epochs=3, batch_size=16, verbose=0)
+    assert oracle.stage == 2
+    excluded = oracle.excluded()
+    ops = list(tfnas.blocks.ops.DARTS_OPS)
+    for name, indices in excluded.items():
+        assert len(indices) == len(ops) - 2
+        assert ops.index("none") in indices  # Dropped before the last stage.
+    # The last stage's supernet has depth 3 and computes only the kept candidates.
+    supernet = tuner.supernet_trainer().supernet
+    assert sum(1 for layer in supernet.layers if layer.name.startswith("cell")) in (0, 3)
+    kept = [i for i in range(len(ops)) if i not in excluded["normal/node0/edge0"]]
+    assert all(
+        p == 0.0 for i, p in enumerate(oracle.softmax()["normal/node0/edge0"]) if i not in kept
+    )
+    values = oracle.derive()
+    assert oracle.count_op(values, "skip_connect", "normal/") <= 1
+    # Skip cap: force skip everywhere; at most one survives in the normal cell.
+    _skip_heavy_alphas(oracle._rule, [n for n in oracle._rule.choice_names])
+    oracle._excluded = {}
+    assert oracle.count_op(oracle.derive(), "skip_connect", "normal/") == 1
+    trials = list(oracle.trials.values())
+    assert trials[0].status == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"keep": (3, 5)}, "keep must decrease"),
+        ({"depths": (5, 11)}, "depths must give 3"),
+        ({"skip_dropout": (0.1, 1.0, 0.2)}, "skip_dropout must give 3 rates"),
+        ({"max_skip_connections": -1}, "max_skip_connections"),
+    ],
+)
+def test_pdarts_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        differentiable.PDARTS(**kwargs)
+
+
+def test_pdarts_needs_an_epoch_per_stage():
+    with pytest.raises(ValueError, match="at least one epoch per stage.*epochs=2"):
+        differentiable.PDARTS().start_supernet_stage(0, 2)
+
+
+def test_skip_dropout_applies_in_mixture_training_only():
+    rule = differentiable.SoftmaxMixture(seed=0, dropout_op="skip")
+    hp = SupernetHyperParameters(rule)
+    inputs = keras.Input((1000,))
+    choice = blocks.layer_choice(hp, "op", {"skip": lambda: keras.layers.Identity(),
+                                            "zero": _zero})  # fmt: skip
+    model = keras.Model(inputs, choice(inputs))
+    rule.set_alphas({"op": [10.0, -10.0]})
+    rule.set_dropout_rate(0.5)
+    x = np.ones((1, 1000), "float32")
+    out = np.array(model(x, training=True))
+    assert 0.3 < np.mean(out == 0) < 0.7
+    np.testing.assert_allclose(np.array(model(x, training=False)), x, rtol=1e-4)
+    rule.set_architecture({"op": "skip"})
+    np.testing.assert_allclose(np.array(model(x, training=True)), x)

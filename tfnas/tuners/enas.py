@@ -169,7 +169,9 @@ class ENAS(WeightSharingOracle):
             rewards.append(reward)
         return float(np.mean(rewards)) if rewards else None
 
-    def on_supernet_epoch_end(self, epoch: int, evaluate: Callable[[dict], float]) -> None:
+    def on_supernet_epoch_end(
+        self, epoch: int, evaluate: Callable[[dict], float], logs=None, callbacks=None
+    ) -> None:
         """Trains the controller for `controller_steps` samples on validation rewards."""
         mean_reward = self.train_controller(evaluate, self.controller_steps)
         self.epoch_rewards.append(mean_reward)

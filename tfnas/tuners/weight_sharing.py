@@ -26,7 +26,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfnas.blocks.shared import exportable
 from tfnas.blocks.supernet import (
     InputChoice,
     LayerChoice,
@@ -86,6 +85,8 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         )
         self.training_rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
         self.supernet_epochs_done = 0
+        # Set when a strategy ends supernet training early (DARTS+).
+        self.supernet_stop_reason: str | None = None
         self.frozen_values: dict[str, Any] = {}
         # Set by the tuner: values -> {metric: cost} of the fixed architecture.
         self.cost_function: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
@@ -114,22 +115,55 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         """
         rule.set_architecture(self.sample_architecture())
 
-    def on_supernet_built(self, supernet: keras.Model, validation_data) -> None:
+    def on_supernet_built(
+        self, supernet: keras.Model, validation_data, training_data=None
+    ) -> None:
         """Called once the supernet is built and the data is known, before training.
 
         Args:
             supernet: the compiled supernet, built with this oracle's mixing rule.
             validation_data: the batched validation `tf.data.Dataset` of `(x, y)`.
+            training_data: the batched training `tf.data.Dataset` of `(x, y)` (one pass,
+                in a fixed order), for strategies that take steps of their own on it.
         """
 
-    def on_supernet_epoch_end(self, epoch: int, evaluate: Callable[[dict], float]) -> None:
+    def on_supernet_epoch_end(
+        self,
+        epoch: int,
+        evaluate: Callable[[dict], float],
+        logs: Mapping[str, float] | None = None,
+        callbacks=None,
+    ) -> None:
         """Called after each supernet epoch.
 
         Args:
             epoch: the epoch just finished (0-based).
             evaluate: `evaluate(values) -> float`, the reward (higher is better) of an
                 architecture on the next validation batch with the shared weights.
+            logs: the epoch's training logs (`loss`, metrics).
+            callbacks: the callbacks the user passed to `search` (e.g. a TensorBoard
+                callback to log architecture parameters to).
         """
+
+    def start_supernet_stage(self, epoch: int, epochs: int) -> bool:
+        """Called before each supernet epoch; True when the supernet must be rebuilt.
+
+        Progressive strategies (P-DARTS) change the supernet between stages: they return
+        True at a stage's first epoch, after which the trainer builds a new supernet (fresh
+        weights and optimizer) with `make_mixing_rule()` and `stage_hypermodel(...)`.
+        """
+        return False
+
+    def stage_hypermodel(self, hypermodel):
+        """The hypermodel the supernet of the current stage is built from (default: as is)."""
+        return hypermodel
+
+    def stop_supernet_training(self, reason: str) -> None:
+        """Ends supernet training after the current epoch (kept in the state, so a resumed
+        search does not train further); `supernet_stop_reason` says why."""
+        if self.supernet_stop_reason is None:
+            self.supernet_stop_reason = str(reason)
+            logger.warning("%s stops supernet training: %s", type(self).__name__, reason)
 
     # --- Plumbing ---------------------------------------------------------------------------
 
@@ -138,11 +172,13 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         return {
             "training_rng": multi_trial.rng_state(self.training_rng),
             "algorithm": self.algorithm.get_state(),
+            "stop_reason": self.supernet_stop_reason,
         }
 
     def set_training_state(self, state: dict[str, Any]) -> None:
         self.training_rng = multi_trial.rng_from_state(state["training_rng"])
         self.algorithm.set_state(state["algorithm"])
+        self.supernet_stop_reason = state["stop_reason"]
 
     def _is_seen(self, values: encoding.Values) -> bool:
         return super()._is_seen(values) or not self.is_feasible(values)
@@ -170,6 +206,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         state["weight_sharing"] = {
             "training_rng": multi_trial.rng_state(self.training_rng),
             "supernet_epochs_done": self.supernet_epochs_done,
+            "stop_reason": self.supernet_stop_reason,
             "frozen_values": self.frozen_values,
         }
         return state
@@ -179,6 +216,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         shared = state["weight_sharing"]
         self.training_rng = multi_trial.rng_from_state(shared["training_rng"])
         self.supernet_epochs_done = shared["supernet_epochs_done"]
+        self.supernet_stop_reason = shared["stop_reason"]
         self.frozen_values = dict(shared["frozen_values"])
 
 
@@ -225,7 +263,9 @@ def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
             index = candidate_index(layer, values) if active else 0
             if isinstance(layer, LayerChoice):
                 kwargs.pop("training", None)
-                return exportable(layer.candidates[index])(*args, **kwargs)
+                # The rule knows how its candidates are wired (e.g. PC-DARTS's partial
+                # channels); by default this is the candidate's exportable layer.
+                return layer.mixing_rule.export_layer_choice(layer, index, *args, **kwargs)
             return reduce_tensors([args[0][i] for i in layer.subsets[index]], layer.reduction)
         return layer(*args, **kwargs)
 
@@ -361,6 +401,34 @@ class _PrepareTrainingSteps(keras.callbacks.Callback):
         self.oracle.prepare_training_step(self.rule, step, path, min(progress, 1.0))
 
 
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises as soon as the training loss is NaN or infinite, naming the step.
+
+    Raising (rather than Keras's `TerminateOnNaN`, which ends `fit` normally) keeps the
+    trainer from checkpointing the diverged weights: the last finished epoch stays.
+    """
+
+    def __init__(self, checkpoint: SupernetCheckpoint, epoch: int, steps: int | None):
+        super().__init__()
+        self.checkpoint, self.epoch, self.steps = checkpoint, epoch, steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            step = self.epoch * self.steps + batch if self.steps else batch
+            kept = (
+                f"the checkpoint of epoch {self.checkpoint.info()['epochs_done']} in "
+                f"{self.checkpoint.directory!r} is kept"
+                if self.checkpoint.exists()
+                else "no epoch had finished, so there is no checkpoint"
+            )
+            raise FloatingPointError(
+                f"The supernet's training loss is {float(loss)} at epoch {self.epoch + 1}, "
+                f"batch {batch + 1} (global step {step}): the search diverged; {kept}. Lower "
+                "the learning rates and resume (overwrite=False) or start a new search."
+            )
+
+
 class SupernetTrainer:
     """Builds, trains, checkpoints and evaluates the supernet for `tfnas.Tuner`.
 
@@ -401,7 +469,7 @@ class SupernetTrainer:
         # ends where an uninterrupted one with the same seed does.
         keras.utils.set_random_seed(self.seed)
         with maybe_distribute(self.distribution_strategy):
-            supernet = self.hypermodel.build(hp)
+            supernet = self.oracle.stage_hypermodel(self.hypermodel).build(hp)
         if not isinstance(supernet, keras.Model) or supernet.optimizer is None:
             raise ValueError(
                 "A weight-sharing search needs build(hp) to return a compiled keras.Model. "
@@ -505,11 +573,15 @@ class SupernetTrainer:
                 dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches * paths))
         return dataset
 
-    def _training_batches(self, count: int):
+    def _training_dataset(self):
+        """One pass over the training split in the first epoch's order, one copy per batch."""
         dataset = self._epoch_dataset(0)
         if self.oracle.paths_per_step > 1:
             dataset = dataset.shard(self.oracle.paths_per_step, 0)
-        for batch in dataset.take(count):
+        return dataset
+
+    def _training_batches(self, count: int):
+        for batch in self._training_dataset().take(count):
             yield batch[0] if isinstance(batch, tuple) else batch
 
     # --- Training -----------------------------------------------------------------------
@@ -517,35 +589,59 @@ class SupernetTrainer:
     def train(self, x=None, y=None, *, epochs: int = 1, batch_size: int | None = None,
               validation_data=None, validation_split: float = 0.2, callbacks=None,
               verbose=1, **unused) -> None:  # fmt: skip
-        """Trains the supernet for `epochs`, resuming from its last checkpointed epoch."""
-        supernet = self.build()
+        """Trains the supernet for `epochs`, resuming from its last checkpointed epoch.
+
+        Raises:
+            FloatingPointError: when the training loss is not finite; the checkpoint of the
+                last finished epoch is kept.
+        """
         self._set_data(x, y, validation_data, batch_size, validation_split)
-        self.oracle.on_supernet_built(supernet, self._validation_data)
-        fingerprint = supernet_fingerprint(supernet)
         done = 0
         if self.checkpoint.exists():
-            done = self.checkpoint.restore(supernet, fingerprint)
+            info = self.checkpoint.info()
+            done = int(info["epochs_done"])
             # Only while supernet training was unfinished is the checkpoint the newer record
-            # of the oracle; afterwards oracle.json also holds what trials taught it.
+            # of the oracle; afterwards oracle.json also holds what trials taught it. It is
+            # restored before building: the oracle's stage decides the supernet's shape.
             if done > self.oracle.supernet_epochs_done:
-                self.oracle.set_training_state(self.checkpoint.info()["oracle"])
+                self.oracle.set_training_state(info["oracle"])
+        supernet = self._connect()
+        if done:
+            self.checkpoint.restore(supernet, supernet_fingerprint(supernet))
         for epoch in range(done, epochs):
+            if self.oracle.supernet_stop_reason is not None:
+                break
+            if self.oracle.start_supernet_stage(epoch, epochs):
+                self.supernet = None
+                supernet = self._connect()
             dataset = self._epoch_dataset(epoch)
             cardinality = int(dataset.cardinality())
             steps = cardinality // self.oracle.paths_per_step if cardinality > 0 else None
             prepare = _PrepareTrainingSteps(self.oracle, self.rule, epoch, epochs, steps)
-            supernet.fit(
+            history = supernet.fit(
                 dataset,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
-                callbacks=[prepare, *(callbacks or [])],
+                callbacks=[prepare, _StopOnNonFiniteLoss(self.checkpoint, epoch, steps),
+                           *(callbacks or [])],  # fmt: skip
                 verbose=verbose,
                 shuffle=False,  # The dataset is shuffled per epoch, with a seed.
             )
-            self.oracle.on_supernet_epoch_end(epoch, self._batch_reward())
+            logs = {name: values[-1] for name, values in history.history.items()}
+            self.oracle.on_supernet_epoch_end(
+                epoch, self._batch_reward(), logs=logs, callbacks=callbacks
+            )
             self.oracle.supernet_epochs_done = epoch + 1
-            self.checkpoint.save(supernet, epoch + 1, fingerprint, self.oracle.training_state())
-        self.oracle.supernet_epochs_done = max(done, epochs)
+            self.checkpoint.save(
+                supernet, epoch + 1, supernet_fingerprint(supernet), self.oracle.training_state()
+            )
+        self.oracle.supernet_epochs_done = max(done, self.oracle.supernet_epochs_done)
+
+    def _connect(self) -> keras.Model:
+        """Builds the supernet and hands it and the data to the oracle."""
+        supernet = self.build()
+        self.oracle.on_supernet_built(supernet, self._validation_data, self._training_dataset())
+        return supernet
 
     def restore(self) -> None:
         """Rebuilds the supernet from its checkpoint (e.g. in a new process after search)."""
