@@ -441,7 +441,7 @@ def test_pdarts_drops_candidates_between_stages_and_caps_skips(tmp_path):
     assert oracle.stage == 2
     excluded = oracle.excluded()
     ops = list(tfnas.blocks.ops.DARTS_OPS)
-    for name, indices in excluded.items():
+    for indices in excluded.values():
         assert len(indices) == len(ops) - 2
         assert ops.index("none") in indices  # Dropped before the last stage.
     # The last stage's supernet has depth 3 and computes only the kept candidates.
