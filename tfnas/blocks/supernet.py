@@ -98,6 +98,20 @@ def candidate_index(choice: LayerChoice | InputChoice, values: Mapping[str, Any]
     )
 
 
+def one_hot_architecture(choices: Sequence, values: Mapping[str, Any]) -> list[float]:
+    """One-hot weights over the candidates of the choices sharing one name.
+
+    A choice `values` does not mention is inactive in that architecture (e.g. the operation
+    of an unchosen edge); its output is unused, so it keeps candidate 0.
+    """
+    index = 0
+    if all(decision in values for decision in choices[0].decision_names):
+        index = candidate_index(choices[0], values)
+    weights = [0.0] * len(choices[0].candidate_values)
+    weights[index] = 1.0
+    return weights
+
+
 @keras.saving.register_keras_serializable(package="tfnas")
 class UniformMixture(MixingRule):
     """Every candidate contributes equally: the mean of the candidate outputs.
@@ -215,12 +229,7 @@ class PathDropout(MixingRule):
 
     def set_architecture(self, values: Mapping[str, Any]) -> None:
         for name, choices in self._choices.items():
-            index = 0
-            if all(decision in values for decision in choices[0].decision_names):
-                index = candidate_index(choices[0], values)
-            mask = [0.0] * len(choices[0].candidate_values)
-            mask[index] = 1.0
-            self._masks[name].assign(mask)
+            self._masks[name].assign(one_hot_architecture(choices, values))
 
     def _weights(self, choice):
         mask = self._masks[choice.choice_name].value

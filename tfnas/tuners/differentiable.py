@@ -35,7 +35,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfnas.blocks.supernet import LayerChoice, MixingRule, candidate_index
+from tfnas.blocks.supernet import LayerChoice, MixingRule, one_hot_architecture
 from tfnas.tuners import alpha_logging, encoding, multi_trial
 from tfnas.tuners.weight_sharing import WeightSharingOracle, choice_layers
 
@@ -185,12 +185,7 @@ class SoftmaxMixture(MixingRule):
         is unused, so they keep candidate 0.
         """
         for name, choices in self._choices.items():
-            index = 0
-            if all(decision in values for decision in choices[0].decision_names):
-                index = candidate_index(choices[0], values)
-            mask = [0.0] * len(choices[0].candidate_values)
-            mask[index] = 1.0
-            self._masks[name].assign(mask)
+            self._masks[name].assign(one_hot_architecture(choices, values))
         if self._mixing is not None:
             self._mixing.assign(0.0)
 
