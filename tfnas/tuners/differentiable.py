@@ -482,6 +482,10 @@ class DifferentiableOracle(WeightSharingOracle):
         x, y = self._next_batch(self.arch_split)[:2]
         return x, y
 
+    def _arch_step_signature(self) -> tuple:
+        """The `input_signature` of the alpha step: one trace for every batch size."""
+        return _batch_signature(self._arch_data)
+
     def _before_arch_step(self, step: int, progress: float) -> None:
         """Sets the rule before the alpha step (e.g. draws Gumbel noise)."""
 
@@ -529,7 +533,7 @@ class DifferentiableOracle(WeightSharingOracle):
         alphas = self._rule.alpha_variables
         self._arch_optimizer()
 
-        @tf.function
+        @tf.function(input_signature=self._arch_step_signature())
         def arch_step(x, y):
             with tf.GradientTape() as tape:
                 loss = self._loss(x, y) + self._arch_loss_extra()
@@ -826,6 +830,10 @@ class DARTS(DifferentiableOracle):
         x_train, y_train = self._next_batch("training")[:2]
         return x, y, x_train, y_train
 
+    def _arch_step_signature(self) -> tuple:
+        signature = super()._arch_step_signature()
+        return signature if self.order == 1 else signature + _batch_signature(self._training_data)
+
     def _build_arch_step(self):
         if self.order == 1:
             return super()._build_arch_step()
@@ -845,7 +853,7 @@ class DARTS(DifferentiableOracle):
                 tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)
             ]
 
-        @tf.function
+        @tf.function(input_signature=self._arch_step_signature())
         def arch_step(x_val, y_val, x_train, y_train):
             xi = (
                 self.unrolled_learning_rate
@@ -1043,6 +1051,7 @@ class PDARTS(DARTS):
         if self.depths is None:
             return hypermodel
         import copy
+        import types
 
         if not hasattr(hypermodel, self.depth_attribute):
             raise ValueError(
@@ -1051,6 +1060,11 @@ class PDARTS(DARTS):
                 f"depth_attribute={self.depth_attribute!r}, depths={self.depths}"
             )
         staged = copy.copy(hypermodel)
+        # keras_tuner.HyperModel keeps `build` as an instance attribute (a bound method of
+        # the original, wrapping it): rebind such methods, or the copy builds the original.
+        for name, value in vars(staged).items():
+            if isinstance(value, types.MethodType) and value.__self__ is hypermodel:
+                setattr(staged, name, types.MethodType(value.__func__, staged))
         setattr(staged, self.depth_attribute, self.depths[self.stage])
         return staged
 
@@ -1133,6 +1147,18 @@ class PDARTS(DARTS):
         self._excluded = {k: list(v) for k, v in stages["excluded"].items()}
         self._dropout_rate = float(stages["dropout_rate"])
         super()._set_differentiable_state(state)
+
+
+def _batch_signature(data) -> tuple:
+    """`(x_spec, y_spec)` of a batched dataset's elements, with any batch size."""
+    import tensorflow as tf
+
+    def any_batch(spec):
+        if not isinstance(spec, tf.TensorSpec) or spec.shape.rank is None:
+            return spec
+        return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+
+    return tuple(tf.nest.map_structure(any_batch, tuple(data.element_spec)[:2]))
 
 
 def _all_finite(alphas: Mapping[str, Any]) -> bool:

@@ -3,6 +3,7 @@
 import json
 
 import keras
+import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +11,24 @@ import tensorflow as tf
 import tfnas
 from tfnas import blocks
 from tfnas.blocks.supernet import SupernetHyperParameters
-from tfnas.tuners import differentiable
+from tfnas.tuners import differentiable, weight_sharing_testing
+from tfnas.tuners.differentiable_testing import (
+    classification_data,
+    depth_only,
+    search,
+    supernet,
+    two_choices,
+)
+from tfnas.tuners.weight_sharing import choice_layers
+
+# A small DARTS space: the paper's cell with fewer operations (fast to build and trace).
+OPS = ("none", "skip_connect", "sep_conv_3x3", "dil_conv_5x5")
+
+
+def _darts_space(num_nodes=2):
+    return tfnas.spaces.DartsSpace(
+        (8, 8, 1), 10, init_channels=4, num_cells=3, num_nodes=num_nodes, operations=OPS
+    )
 
 
 def _zero():
@@ -27,36 +45,11 @@ def _identity_or_zero(hp):
     return model
 
 
-def _two_choices(hp):
-    inputs = keras.Input((8,))
-    x = keras.layers.Dense(8)(inputs)
-    for i in range(2):
-        x = blocks.layer_choice(hp, f"op{i}", {
-            "dense": lambda: keras.layers.Dense(8, activation="relu"),
-            "skip": lambda: keras.layers.Identity(),
-        })(x)  # fmt: skip
-    model = keras.Model(inputs, keras.layers.Dense(3)(x))
-    model.compile(
-        keras.optimizers.Adam(0.01),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def _dataset(shape, n=8, batch=4):
     x = np.random.default_rng(0).normal(size=(n, *shape)).astype("float32")
     return tf.data.Dataset.from_tensor_slices((x, x if len(shape) == 1 else np.zeros(n))).batch(
         batch
     )
-
-
-def _supernet(oracle, build):
-    rule = oracle.make_mixing_rule()
-    hp = SupernetHyperParameters(rule)
-    model = build(hp)
-    oracle.hyperparameters = hp
-    return rule, model
 
 
 def test_layer_choice_is_the_softmax_weighted_sum():
@@ -95,7 +88,7 @@ def test_input_choice_sums_all_inputs_in_mixture_mode():
 
 def test_alpha_steps_move_towards_the_candidate_lowering_validation_loss():
     oracle = differentiable.DARTS(seed=0, arch_learning_rate=0.05)
-    rule, model = _supernet(oracle, _identity_or_zero)
+    rule, model = supernet(oracle, _identity_or_zero)
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(8))
     before = oracle.softmax()["op"][0]
@@ -106,19 +99,19 @@ def test_alpha_steps_move_towards_the_candidate_lowering_validation_loss():
     assert oracle.alphas()["op"][0] > oracle.alphas()["op"][1]
 
 
-def test_alpha_steps_need_the_supernet():
+def test_alpha_steps_need_thesupernet():
     oracle = differentiable.DARTS(seed=0)
-    rule, _ = _supernet(oracle, _identity_or_zero)
+    rule, _ = supernet(oracle, _identity_or_zero)
     with pytest.raises(RuntimeError, match="on_supernet_built"):
         oracle.prepare_training_step(rule, 0, 0, 0.0)
 
 
 def test_derivation_keeps_the_strongest_non_none_edges_of_a_darts_cell():
-    space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=4, num_cells=3)
+    space = _darts_space(num_nodes=3)
     oracle = differentiable.DARTS(seed=0)
-    rule, model = _supernet(oracle, space.build)
+    rule, model = supernet(oracle, space.build)
     oracle.on_supernet_built(model, _dataset((8, 8, 1)))
-    ops = list(tfnas.blocks.ops.DARTS_OPS)
+    ops = list(OPS)
     alphas = {}
     for name in rule.choice_names:
         logits = np.zeros(len(ops))
@@ -147,13 +140,8 @@ def test_derivation_keeps_the_strongest_non_none_edges_of_a_darts_cell():
 
 
 def test_search_with_a_tuner(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(96, 8)).astype("float32")
-    y = rng.integers(0, 3, 96)
     oracle = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
-    tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path), project_name="d")
-    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=1, batch_size=16,
-                 verbose=0)  # fmt: skip
+    tuner = search(oracle, tmp_path, "d", n=128)
     assert oracle.supernet_epochs_done == 1
     trials = list(oracle.trials.values())
     assert len(trials) == 1 and trials[0].status == "COMPLETED"
@@ -170,7 +158,7 @@ def test_search_with_a_tuner(tmp_path):
 
 def test_state_round_trip():
     oracle = differentiable.DARTS(seed=0, arch_learning_rate=0.05)
-    rule, model = _supernet(oracle, _identity_or_zero)
+    rule, model = supernet(oracle, _identity_or_zero)
     x = np.ones((8, 4), dtype="float32")
     oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
     for step in range(3):
@@ -178,7 +166,7 @@ def test_state_round_trip():
     state = json.loads(json.dumps(oracle.training_state()))
     full = json.loads(json.dumps(oracle.get_state()))
     copy = differentiable.DARTS(seed=0, arch_learning_rate=0.05)
-    copy_rule, copy_model = _supernet(copy, _identity_or_zero)
+    copy_rule, copy_model = supernet(copy, _identity_or_zero)
     copy.on_supernet_built(copy_model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
     copy.set_training_state(state)
     assert copy.alphas() == oracle.alphas()
@@ -209,7 +197,7 @@ def test_invalid_arguments(kwargs, message):
 
 def test_non_finite_alphas_are_refused():
     oracle = differentiable.DARTS(seed=0)
-    rule, model = _supernet(oracle, _identity_or_zero)
+    rule, model = supernet(oracle, _identity_or_zero)
     oracle.on_supernet_built(model, _dataset((4,)))
     rule.set_alphas({"op": [float("nan"), 0.0]})
     with pytest.raises(ValueError, match="not finite"):
@@ -226,19 +214,12 @@ def test_registered_as_oracles():
     assert tfnas.oracles.get("pdarts") is differentiable.PDARTS
 
 
-def _classification_data(n=16, batch=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 8)).astype("float32")
-    y = rng.integers(0, 3, n)
-    return x, y, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
-
-
 def test_second_order_gradient_matches_the_exact_unrolled_gradient():
     xi = 0.1
     oracle = differentiable.DARTS(seed=0, order=2, unrolled_learning_rate=xi, arch_weight_decay=0.0)
-    rule, model = _supernet(oracle, _two_choices)
-    x_val, y_val, validation = _classification_data(seed=1)
-    x_train, y_train, training = _classification_data(seed=2)
+    rule, model = supernet(oracle, two_choices)
+    x_val, y_val, validation = classification_data(seed=1)
+    x_train, y_train, training = classification_data(seed=2)
     oracle.on_supernet_built(model, validation, training)
     rule.set_alphas({"op0": [0.3, -0.2], "op1": [-0.1, 0.4]})
     captured = [keras.Variable(np.zeros(2, "float32")) for _ in rule.alpha_variables]
@@ -268,7 +249,7 @@ def test_second_order_gradient_matches_the_exact_unrolled_gradient():
     for got, want in zip(captured, exact):
         np.testing.assert_allclose(np.array(got), np.array(want), rtol=2e-2, atol=1e-5)
     # The implicit term matters here: the first-order gradient differs.
-    first_rule, first_model = _supernet(first_order, _two_choices)
+    first_rule, first_model = supernet(first_order, two_choices)
     first_model.set_weights(model.get_weights())
     first_order.on_supernet_built(first_model, validation)
     first_rule.set_alphas(rule.get_alphas())
@@ -279,11 +260,9 @@ def test_second_order_gradient_matches_the_exact_unrolled_gradient():
 
 
 def test_second_order_restores_batch_norm_statistics_and_needs_training_data():
-    from tfnas.tuners import weight_sharing_testing
-
     (x, y), (vx, vy) = weight_sharing_testing.data(32)
     oracle = differentiable.DARTS(seed=0, order=2)
-    rule, model = _supernet(oracle, weight_sharing_testing.build)
+    rule, model = supernet(oracle, weight_sharing_testing.build)
     validation = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(8)
     with pytest.raises(ValueError, match="needs training data"):
         oracle.on_supernet_built(model, validation)
@@ -298,26 +277,19 @@ def test_second_order_restores_batch_norm_statistics_and_needs_training_data():
 
 def test_missing_data_and_spaces_without_layer_choices_are_refused():
     oracle = differentiable.DARTS(seed=0)
-    _, model = _supernet(oracle, _identity_or_zero)
+    _, model = supernet(oracle, _identity_or_zero)
     with pytest.raises(ValueError, match="needs validation data.*validation_data=None"):
         oracle.on_supernet_built(model, None)
 
-    def depth_only(hp):
-        inputs = keras.Input((4,))
-        x = blocks.repeat(hp, "depth", [1, 2], lambda i, t: keras.layers.Dense(4)(t), inputs)
-        model = keras.Model(inputs, x)
-        model.compile("sgd", "mse")
-        return model
-
     oracle = differentiable.DARTS(seed=0)
-    _, model = _supernet(oracle, depth_only)
+    _, model = supernet(oracle, depth_only)
     with pytest.raises(ValueError, match="no layer choice"):
         oracle.on_supernet_built(model, _dataset((4,)))
 
 
 def test_nan_in_the_alpha_step_names_the_step():
     oracle = differentiable.DARTS(seed=0)
-    rule, model = _supernet(oracle, _identity_or_zero)
+    rule, model = supernet(oracle, _identity_or_zero)
     x = np.full((8, 4), np.nan, dtype="float32")
     oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
     with pytest.raises(FloatingPointError, match="global step 7 .*diverged"):
@@ -325,19 +297,14 @@ def test_nan_in_the_alpha_step_names_the_step():
 
 
 def test_nan_loss_stops_the_search_and_keeps_the_last_checkpoint(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8)).astype("float32")
-    y = rng.integers(0, 3, 64)
-    oracle = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
-    tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path), project_name="n")
-    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=1, batch_size=16,
-                 verbose=0)  # fmt: skip
+    search(differentiable.DARTS(seed=0, bn_recalibration_batches=0), tmp_path, "n")
+    x, y, _ = classification_data(64)
     checkpoint = tmp_path / "n" / "supernet" / "supernet.npz"
     saved = checkpoint.read_bytes()
     bad = x[:32].copy()
     bad[20] = np.nan  # In the second batch of the second epoch.
     resumed = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
-    tuner = tfnas.Tuner(_two_choices, oracle=resumed, directory=str(tmp_path), project_name="n",
+    tuner = tfnas.Tuner(two_choices, oracle=resumed, directory=str(tmp_path), project_name="n",
                         overwrite=False)  # fmt: skip
     with pytest.raises(FloatingPointError, match=r"epoch 2, batch \d .*epoch 1 .* is kept"):
         tuner.search(bad, y[:32], validation_data=(x[32:], y[32:]), epochs=2, batch_size=16,
@@ -346,14 +313,9 @@ def test_nan_loss_stops_the_search_and_keeps_the_last_checkpoint(tmp_path):
 
 
 def test_history_is_logged_to_tensorboard_and_drawn(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8)).astype("float32")
-    y = rng.integers(0, 3, 64)
     oracle = differentiable.DARTS(seed=0, bn_recalibration_batches=0)
-    tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path), project_name="h")
     board = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
-    tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=2, batch_size=16,
-                 callbacks=[board], verbose=0)  # fmt: skip
+    search(oracle, tmp_path, "h", epochs=2, callbacks=[board])
     assert [h["epoch"] for h in oracle.history] == [1, 2]
     for name, p in oracle.softmax().items():
         assert oracle.history[-1]["distributions"][name] == pytest.approx(p)
@@ -367,12 +329,12 @@ def test_history_is_logged_to_tensorboard_and_drawn(tmp_path):
     assert reloaded.history == oracle.history
 
 
-def _skip_heavy_alphas(rule, skip_names):
-    ops = list(tfnas.blocks.ops.DARTS_OPS)
+def _skip_heavy_alphas(rule, skip_names, ops=OPS):
+    ops = list(ops)
     alphas = {}
     for name in rule.choice_names:
         logits = np.zeros(len(ops))
-        logits[ops.index("sep_conv_3x3")] = 1.0
+        logits[2] = 1.0  # A parametric operation.
         if name in skip_names:
             logits[ops.index("skip_connect")] = 2.0 + skip_names.index(name)
         alphas[name] = logits
@@ -380,9 +342,9 @@ def _skip_heavy_alphas(rule, skip_names):
 
 
 def test_darts_plus_stops_on_two_skip_connections_in_the_normal_cell():
-    space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=4, num_cells=3)
+    space = _darts_space()
     oracle = differentiable.DARTSPlus(seed=0, stable_epochs=None)
-    rule, model = _supernet(oracle, space.build)
+    rule, model = supernet(oracle, space.build)
     oracle.on_supernet_built(model, _dataset((8, 8, 1)))
     _skip_heavy_alphas(rule, ["normal/node0/edge0"])
     oracle.on_supernet_epoch_end(0, None)
@@ -398,8 +360,8 @@ def test_darts_plus_stops_on_two_skip_connections_in_the_normal_cell():
 
 def test_darts_plus_stops_when_the_ranking_is_stable():
     oracle = differentiable.DARTSPlus(seed=0, stable_epochs=2)
-    rule, model = _supernet(oracle, _two_choices)
-    oracle.on_supernet_built(model, _classification_data()[2])
+    rule, model = supernet(oracle, two_choices)
+    oracle.on_supernet_built(model, classification_data()[2])
     rule.set_alphas({"op0": [1.0, 0.0], "op1": [1.0, 0.0]})
     for epoch in range(2):
         oracle.on_supernet_epoch_end(epoch, None)
@@ -409,56 +371,82 @@ def test_darts_plus_stops_when_the_ranking_is_stable():
 
 
 def test_darts_plus_early_stop_ends_supernet_training_and_resume_keeps_it(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8)).astype("float32")
-    y = rng.integers(0, 3, 64)
+    def darts_plus():
+        return differentiable.DARTSPlus(seed=0, stable_epochs=1, bn_recalibration_batches=0)
 
-    def search(overwrite):
-        oracle = differentiable.DARTSPlus(seed=0, stable_epochs=1, bn_recalibration_batches=0)
-        tuner = tfnas.Tuner(_two_choices, oracle=oracle, directory=str(tmp_path),
-                            project_name="p", overwrite=overwrite)  # fmt: skip
-        tuner.search(x[:32], y[:32], validation_data=(x[32:], y[32:]), epochs=6,
-                     batch_size=16, verbose=0)  # fmt: skip
-        return oracle
-
-    oracle = search(True)
+    oracle = darts_plus()
+    search(oracle, tmp_path, "p", epochs=6)
     # The alphas barely move in a few steps: the ranking is stable after 2 epochs.
     assert oracle.supernet_epochs_done == 2
     assert "ranking" in oracle.supernet_stop_reason
-    again = search(False)
+    again = darts_plus()
+    search(again, tmp_path, "p", epochs=6, overwrite=False)
     assert again.supernet_epochs_done == 2
 
 
+class _Cells(keras_tuner.HyperModel):
+    """`num_cells` repeats of a two-choice cell (the choices shared by the repeats)."""
+
+    OPS = ("none", "skip_connect", "dense", "dense_tanh")
+
+    def __init__(self, num_cells=1):
+        super().__init__()
+        self.num_cells = num_cells
+
+    def build(self, hp):
+        inputs = keras.Input((8,))
+        x = keras.layers.Dense(8)(inputs)
+        for _ in range(self.num_cells):
+            for i in range(2):
+                x = blocks.layer_choice(hp, f"normal/op{i}", {
+                    "none": _zero,
+                    "skip_connect": lambda: keras.layers.Identity(),
+                    "dense": lambda: keras.layers.Dense(8, activation="relu"),
+                    "dense_tanh": lambda: keras.layers.Dense(8, activation="tanh"),
+                })(x)  # fmt: skip
+        model = keras.Model(inputs, keras.layers.Dense(3)(x))
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])  # fmt: skip
+        return model
+
+
 def test_pdarts_drops_candidates_between_stages_and_caps_skips(tmp_path):
-    space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=4, num_cells=3)
-    (x, y), validation = tfnas.tuners.weight_sharing_testing.data(48)
+    space, ops = _Cells(), list(_Cells.OPS)
     oracle = differentiable.PDARTS(
-        seed=0, keep=(4, 2), depths=(1, 2, 3), max_skip_connections=1,
+        seed=0, keep=(3, 2), depths=(1, 1, 3), max_skip_connections=1,
         bn_recalibration_batches=0,
     )  # fmt: skip
-    tuner = tfnas.Tuner(space, oracle=oracle, directory=str(tmp_path), project_name="p")
-    tuner.search(x, y, validation_data=validation, epochs=3, batch_size=16, verbose=0)
+    tuner = search(oracle, tmp_path, "p", build=space, epochs=3)
     assert oracle.stage == 2
+    assert space.num_cells == 1  # The stages deepen a copy of the hypermodel.
     excluded = oracle.excluded()
-    ops = list(tfnas.blocks.ops.DARTS_OPS)
+    assert sorted(excluded) == ["normal/op0", "normal/op1"]
     for indices in excluded.values():
         assert len(indices) == len(ops) - 2
         assert ops.index("none") in indices  # Dropped before the last stage.
-    # The last stage's supernet has depth 3 and computes only the kept candidates.
+    # The last stage's supernet has 3 cells and gives the dropped candidates no weight.
     supernet = tuner.supernet_trainer().supernet
-    assert sum(1 for layer in supernet.layers if layer.name.startswith("cell")) in (0, 3)
-    kept = [i for i in range(len(ops)) if i not in excluded["normal/node0/edge0"]]
-    assert all(
-        p == 0.0 for i, p in enumerate(oracle.softmax()["normal/node0/edge0"]) if i not in kept
-    )
-    values = oracle.derive()
-    assert oracle.count_op(values, "skip_connect", "normal/") <= 1
+    assert len(choice_layers(supernet)) == 3 * 2
+    for name, indices in excluded.items():
+        assert all(oracle.softmax()[name][i] == 0.0 for i in indices)
+    assert oracle.count_op(oracle.derive(), "skip_connect", "normal/") <= 1
     # Skip cap: force skip everywhere; at most one survives in the normal cell.
-    _skip_heavy_alphas(oracle._rule, [n for n in oracle._rule.choice_names])
+    _skip_heavy_alphas(oracle._rule, list(oracle._rule.choice_names), ops)
     oracle._excluded = {}
     assert oracle.count_op(oracle.derive(), "skip_connect", "normal/") == 1
     trials = list(oracle.trials.values())
     assert trials[0].status == "COMPLETED"
+
+
+def test_pdarts_stage_copies_of_a_keras_tuner_hypermodel_build_themselves():
+    oracle = differentiable.PDARTS(depths=(1, 2, 4))
+    oracle.stage = 2
+    staged = oracle.stage_hypermodel(_Cells())
+    model = staged.build(keras_tuner.HyperParameters())
+    assert staged.num_cells == 4
+    assert len(model.layers) == 2 + 4 * 2 + 1  # Input, Dense, 4 cells x 2 ops, head.
+    with pytest.raises(ValueError, match="has no such attribute.*depth_attribute='num_cells'"):
+        oracle.stage_hypermodel(tfnas.spaces.NasBench201Space((8, 8, 1), 10))
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from tfnas import blocks
 from tfnas.blocks.supernet import SupernetHyperParameters
 from tfnas.blocks.testing import run_layer_test
 from tfnas.tuners import differentiable, partial_channels, weight_sharing_testing
+from tfnas.tuners.differentiable_testing import depth_only, supernet
 from tfnas.tuners.weight_sharing import collapse
 
 K = 4
@@ -55,14 +56,6 @@ def _tiny_cell(hp):
         metrics=["accuracy"],
     )
     return model
-
-
-def _supernet(oracle, build):
-    rule = oracle.make_mixing_rule()
-    hp = SupernetHyperParameters(rule)
-    model = build(hp)
-    oracle.hyperparameters = hp
-    return rule, model
 
 
 def _batches(n=16, batch=8):
@@ -128,7 +121,7 @@ def test_edge_normalization_weights_the_inputs_and_the_alpha_step_trains_beta():
         return model
 
     oracle = partial_channels.PCDARTS(seed=0, arch_learning_rate=0.05, arch_weight_decay=0.0)
-    rule, model = _supernet(oracle, build)
+    rule, model = supernet(oracle, build)
     assert rule.beta_names == ["in"] and len(rule.alpha_variables) == 2
     x = np.random.default_rng(0).normal(size=(8, 2, 2, 4)).astype("float32")
     rule.set_alphas({"op": [0.0, 0.0], "in": [1.0, 0.0, -1.0]})
@@ -164,7 +157,7 @@ def test_first_node_has_betas_in_mixture_mode_and_sums_in_one_architecture():
 def test_derivation_scores_edges_by_strength_times_beta():
     space = tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=8, num_cells=3)
     oracle = partial_channels.PCDARTS(seed=0)
-    rule, model = _supernet(oracle, space.build)
+    rule, model = supernet(oracle, space.build)
     # Edge operations are built for C/K channels (C = 8 in the normal cell).
     edge = next(
         layer for layer in model.layers if layer.name.startswith("choice_normal_node0_edge0")
@@ -189,7 +182,7 @@ def test_derivation_scores_edges_by_strength_times_beta():
 
 def test_without_edge_normalization_there_are_no_betas():
     oracle = partial_channels.PCDARTS(seed=0, edge_normalization=False)
-    rule, model = _supernet(oracle, _tiny_cell)
+    rule, model = supernet(oracle, _tiny_cell)
     oracle.on_supernet_built(model, _batches())
     assert rule.beta_names == [] and oracle.input_weights() == {}
     assert set(oracle.alphas()) == set(rule.choice_names)
@@ -249,7 +242,7 @@ def test_state_round_trip_and_resume(tmp_path):
     assert fresh.betas() == oracle.betas() and fresh.input_weights() == oracle.input_weights()
     assert fresh.derive(fresh.encoding()) == oracle.derive()
     # A new rule starts from the saved betas.
-    rule, model = _supernet(fresh, _tiny_cell)
+    rule, model = supernet(fresh, _tiny_cell)
     fresh.on_supernet_built(model, _batches())
     assert {n: rule.get_alphas()[n] for n in fresh.betas()} == oracle.betas()
     # Resume: the supernet continues from epoch 1 with the saved alphas and betas.
@@ -361,14 +354,7 @@ def test_candidates_not_built_for_partial_channels_are_refused():
 
 
 def test_input_choices_alone_are_refused():
-    def depth_only(hp):
-        inputs = keras.Input((4,))
-        x = blocks.repeat(hp, "depth", [1, 2], lambda i, t: keras.layers.Dense(4)(t), inputs)
-        model = keras.Model(inputs, x)
-        model.compile("sgd", "mse")
-        return model
-
     oracle = partial_channels.PCDARTS(seed=0)
-    _, model = _supernet(oracle, depth_only)
+    _, model = supernet(oracle, depth_only)
     with pytest.raises(ValueError, match="no layer choice"):
         oracle.on_supernet_built(model, _batches())

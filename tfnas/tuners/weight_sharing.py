@@ -115,9 +115,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         """
         rule.set_architecture(self.sample_architecture())
 
-    def on_supernet_built(
-        self, supernet: keras.Model, validation_data, training_data=None
-    ) -> None:
+    def on_supernet_built(self, supernet: keras.Model, validation_data, training_data=None) -> None:
         """Called once the supernet is built and the data is known, before training.
 
         Args:
@@ -622,8 +620,11 @@ class SupernetTrainer:
                 dataset,
                 epochs=epoch + 1,
                 initial_epoch=epoch,
-                callbacks=[prepare, _StopOnNonFiniteLoss(self.checkpoint, epoch, steps),
-                           *(callbacks or [])],  # fmt: skip
+                callbacks=[
+                    prepare,
+                    _StopOnNonFiniteLoss(self.checkpoint, epoch, steps),
+                    *(callbacks or []),
+                ],
                 verbose=verbose,
                 shuffle=False,  # The dataset is shuffled per epoch, with a seed.
             )
