@@ -10,8 +10,8 @@ from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.gumbel import GDAS, SNAS
 from tfnas.tuners.nao import NAO
-from tfnas.tuners.partial_channels import PCDARTS
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
+from tfnas.tuners.partial_channels import PCDARTS
 from tfnas.tuners.pnas import PNAS
 from tfnas.tuners.reinforce import Reinforce
 

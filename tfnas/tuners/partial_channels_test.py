@@ -358,3 +358,7 @@ def test_input_choices_alone_are_refused():
     _, model = supernet(oracle, depth_only)
     with pytest.raises(ValueError, match="no layer choice"):
         oracle.on_supernet_built(model, _batches())
+
+
+def test_registered_as_an_oracle():
+    assert tfnas.oracles.get("pcdarts") is partial_channels.PCDARTS
