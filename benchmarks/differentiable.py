@@ -56,8 +56,8 @@ batch 64:
    The output says whether DARTS collapses toward skip connections (derived cells with
    >= 3 skip edges) and whether DARTS+ / P-DARTS avoid it.
 
-The defaults run in about 25 minutes on 2 loaded CPU cores (cost ~2, memory ~3, quality
-~20; graph tracing dominates at this scale: 20-40 s per supernet, three supernets per
+The defaults run in about 28 minutes on 2 loaded CPU cores (measured: cost 2.5, memory
+3.5, quality 21; graph tracing dominates at this scale: 20-40 s per supernet, three supernets per
 P-DARTS search); the flags make larger runs (more `--seeds`, `--epochs`, `--cost_reps`,
 `--memory_reps`) or smaller ones (`--only=...`, `--methods=...`, `--seeds=2`).
 """
@@ -94,7 +94,7 @@ from tfnas.spaces.nasbench201 import CELL_PREFIX, values_to_arch_str  # noqa: E4
 BENCHMARKS = ("cost", "memory", "quality")
 METHODS = ("DARTS", "DARTSPlus", "PDARTS", "GDAS", "SNAS", "PCDARTS")
 # PC-DARTS is left out of `quality` by default: about 45 s per seed here (its tracing), which
-# would push the default run past ~25 minutes. Add it with --methods.
+# would push the default run past ~30 minutes. Add it with --methods.
 DEFAULT_METHODS = ("DARTS", "DARTSPlus", "PDARTS", "GDAS", "SNAS")
 MEMORY_METHODS = ("fixed", "DARTS", "PCDARTS", "GDAS")
 SKIP, NONE = "skip_connect", "none"
@@ -431,7 +431,7 @@ def _print_collapse(collapsed: dict[str, tuple[int, int]]) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command-line flags (defaults sized for ~25 minutes on 2 loaded cores)."""
+    """The command-line flags (defaults: ~28 minutes on 2 loaded cores)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of " + str(BENCHMARKS))
     p.add_argument("--batch_size", type=int, default=64)
