@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.tuners import plotting
+
 # One writer per log directory: each epoch appends to the same events file.
 _WRITERS: dict[str, tf.summary.SummaryWriter] = {}
 
@@ -119,7 +121,7 @@ def plot_alpha_history(
     cols = min(4, len(sizes))
     rows = math.ceil(len(sizes) / cols)
     height = rows * (0.25 * max(sizes.values()) + 1.2)
-    figure = _figure(cols * 3.4 + 0.8, height)
+    figure = plotting.new_figure(cols * 3.4 + 0.8, height)
     all_axes = []
     for index, (choice, size) in enumerate(sizes.items()):
         matrix = np.full((size, len(history)), np.nan)
@@ -135,7 +137,7 @@ def plot_alpha_history(
         axes.set_title(choice, fontsize=9)
         all_axes.append(axes)
     figure.colorbar(image, ax=all_axes, label="probability")
-    return _save(figure, path)
+    return plotting.save_png(figure, path)
 
 
 def plot_cell(values: Mapping[str, Any], path: str | os.PathLike, prefix: str = "normal") -> str:
@@ -205,7 +207,9 @@ def plot_cell(values: Mapping[str, Any], path: str | os.PathLike, prefix: str = 
         bend / 2 * max((dst - src for src, dst, op in edges if (op is None) == out), default=0)
         for bend, out in ((_BEND, False), (_OUTPUT_BEND, True))
     )
-    figure = _figure(len(names) * _INCH_PER_UNIT, (above + below + 1.4) * _INCH_PER_UNIT)
+    figure = plotting.new_figure(
+        len(names) * _INCH_PER_UNIT, (above + below + 1.4) * _INCH_PER_UNIT
+    )
     axes = figure.add_subplot()
     for src, dst, op in edges:
         start, end = np.array([src, 0.0]), np.array([dst, 0.0])
@@ -233,7 +237,7 @@ def plot_cell(values: Mapping[str, Any], path: str | os.PathLike, prefix: str = 
     axes.set_aspect("equal")
     axes.axis("off")
     axes.set_title(prefix)
-    return _save(figure, path)
+    return plotting.save_png(figure, path)
 
 
 def _candidate_labels(labels: Mapping[str, Sequence[str]], choice: str, size: int) -> list[str]:
@@ -244,23 +248,3 @@ def _candidate_labels(labels: Mapping[str, Sequence[str]], choice: str, size: in
             f"Received: labels[{choice!r}]={names}"
         )
     return names
-
-
-def _figure(width: float, height: float):
-    # The object-oriented API with the Agg canvas, as `tfnas.tuners.pareto`: no pyplot
-    # state, no display needed, the user's backend untouched.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str | os.PathLike) -> str:
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    figure.savefig(path, format="png", dpi=120)
-    return path

@@ -22,6 +22,7 @@ from typing import Any
 from keras_tuner.engine import trial as trial_module
 from keras_tuner.src.engine import metrics_tracking
 
+from tfnas.tuners import plotting
 from tfnas.tuners.tuner import COST_METRICS, LATENCY_METRIC
 
 DEFAULT_METRICS = ("val_accuracy", "latency_ms")
@@ -135,12 +136,7 @@ def plot_pareto(
         on_front = {p.trial_id for p in front}
         others = [p for p in candidates if p.trial_id not in on_front] if all_trials else []
 
-    # The object-oriented API with the Agg canvas: no pyplot state, no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = plotting.new_figure(6.4, 4.8)
     axes = figure.add_subplot()
 
     def column(points, metric):
@@ -204,13 +200,7 @@ def plot_pareto(
     axes.grid(alpha=0.3)
     if title:
         axes.set_title(title)
-
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    figure.savefig(path, format="png", dpi=120)
-    return path
+    return plotting.save_png(figure, path)
 
 
 def pareto_to_json(points: Iterable[ParetoPoint]) -> list[dict[str, Any]]:
