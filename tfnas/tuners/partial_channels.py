@@ -41,6 +41,14 @@ def _check_partial_channels(value: Any) -> int:
     return multi_trial.check_int("partial_channels", value, low=1)
 
 
+def _check_edge_normalization(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"edge_normalization must be a bool. Received: edge_normalization={value!r}"
+        )
+    return value
+
+
 def channel_shuffle(x, groups: int):
     """PC-DARTS's `channel_shuffle` on a channels-last tensor: channel `g * C/groups + j`
     moves to `j * groups + g`."""
@@ -132,12 +140,7 @@ class PartialChannelMixture(SoftmaxMixture):
 
     def __init__(self, partial_channels: int = 4, edge_normalization: bool = True, **kwargs):
         self.partial_channels = _check_partial_channels(partial_channels)
-        if not isinstance(edge_normalization, bool):
-            raise ValueError(
-                f"edge_normalization must be a bool. Received: "
-                f"edge_normalization={edge_normalization!r}"
-            )
-        self.edge_normalization = edge_normalization
+        self.edge_normalization = _check_edge_normalization(edge_normalization)
         super().__init__(**kwargs)
         self._betas: dict[str, keras.Variable] = {}
 
@@ -341,12 +344,7 @@ class PCDARTS(DARTS):
         **kwargs,
     ):
         self.partial_channels = _check_partial_channels(partial_channels)
-        if not isinstance(edge_normalization, bool):
-            raise ValueError(
-                f"edge_normalization must be a bool. Received: "
-                f"edge_normalization={edge_normalization!r}"
-            )
-        self.edge_normalization = edge_normalization
+        self.edge_normalization = _check_edge_normalization(edge_normalization)
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
     def _new_rule(self) -> PartialChannelMixture:
