@@ -696,15 +696,21 @@ class DifferentiableOracle(WeightSharingOracle):
 
         return space.assemble(pick)
 
-    def count_op(self, values: Mapping[str, Any], op: str = SKIP_OP, scope: str = "normal/"):
-        """How many active choices of `values` under `scope` (a name prefix) pick `op`.
+    def names_with_op(
+        self, values: Mapping[str, Any], op: str = SKIP_OP, scope: str = "normal/"
+    ) -> list[str]:
+        """The active decisions of `values` under `scope` (a name prefix) that pick `op`.
 
-        Choices whose name starts with `scope` are counted; when no choice does (a space
-        without a "normal" cell), every choice is.
+        Decisions whose name starts with `scope` are considered; when no decision does (a
+        space without a "normal" cell, e.g. NAS-Bench-201's "cell/"), every one is.
         """
         names = [n for n in self._structure.get("decisions", {}) if n in values]
         scoped = [n for n in names if n.startswith(scope)] or names
-        return sum(1 for n in scoped if values[n] == op)
+        return [n for n in scoped if values[n] == op]
+
+    def count_op(self, values: Mapping[str, Any], op: str = SKIP_OP, scope: str = "normal/"):
+        """How many decisions `names_with_op` finds."""
+        return len(self.names_with_op(values, op, scope))
 
     # --- State --------------------------------------------------------------------------
 
@@ -1120,11 +1126,7 @@ class PDARTS(DARTS):
 
         while True:
             values = self._derive(space, rng, forbidden)
-            skips = [
-                name
-                for name in self._structure["decisions"]
-                if name.startswith(self.normal_scope) and values.get(name) == self.skip_op
-            ]
+            skips = self.names_with_op(values, self.skip_op, self.normal_scope)
             if len(skips) <= self.max_skip_connections:
                 return values
             weakest = min(skips, key=lambda name: probabilities[skip(name)[0]][skip(name)[1]])

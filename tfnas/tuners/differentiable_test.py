@@ -483,3 +483,15 @@ def test_skip_dropout_applies_in_mixture_training_only():
     np.testing.assert_allclose(np.array(model(x, training=False)), x, rtol=1e-4)
     rule.set_architecture({"op": "skip"})
     np.testing.assert_allclose(np.array(model(x, training=True)), x)
+
+
+def test_pdarts_skip_cap_counts_every_choice_when_no_choice_has_the_normal_scope():
+    # NAS-Bench-201 style names ("op0", not "normal/..."): the cap still applies.
+    oracle = differentiable.PDARTS(seed=0, skip_op="skip", max_skip_connections=1)
+    rule, model = supernet(oracle, two_choices)
+    oracle.on_supernet_built(model, classification_data()[2])
+    rule.set_alphas({"op0": [0.0, 1.0], "op1": [0.0, 2.0]})
+    derived = oracle.derive()
+    assert oracle.names_with_op(derived, "skip") == ["op1"]  # The weaker skip is replaced.
+    assert derived["op0"] == "dense"
+    assert oracle.count_op(derived, "skip") == 1
