@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402
 from tfnas.spaces.nasbench201 import CELL_PREFIX, NUM_NODES, values_to_arch_str  # noqa: E402
+from tfnas.tuners.tuner import build_for_fit  # noqa: E402
 
 # The six edges of a NAS-Bench-201 cell, as `NasBench201Space` names their hyperparameters.
 EDGE_NAMES = tuple(f"{CELL_PREFIX}/node{j}/edge{i}" for j in range(1, NUM_NODES) for i in range(j))
@@ -91,8 +92,10 @@ def fit_fixed(space, values: Mapping[str, Any], x, y, *, epochs: int, batch_size
     """
     keras.utils.set_random_seed(seed)
     model = tfnas.Architecture(space, values).build()
+    batches = dataset(x, y, batch_size, seed, drop_remainder=drop_remainder)
+    build_for_fit(model, batches)  # As the supernet trainer does: one trace, not two.
     return model.fit(
-        dataset(x, y, batch_size, seed, drop_remainder=drop_remainder),
+        batches,
         epochs=epochs,
         validation_data=validation_data,
         callbacks=callbacks,

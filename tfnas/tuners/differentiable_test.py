@@ -149,6 +149,13 @@ def test_search_with_a_tuner(tmp_path):
     assert oracle._optimizer.iterations.numpy() == 4  # One alpha step per weight step.
     best = tuner.get_best_models(1)[0]
     assert all(type(layer).__module__.startswith("keras") for layer in best._flatten_layers())
+    # Retrained from scratch: the derived architecture as a fresh plain Keras model.
+    x, y, _ = classification_data(32)
+    retrained, history = tuner.retrain(None, x, y, epochs=1, verbose=0)
+    assert retrained is not best and len(history.history["loss"]) == 1
+    assert [type(layer) for layer in retrained._flatten_layers()] == [
+        type(layer) for layer in best._flatten_layers()
+    ]
     # The checkpoint holds the alphas after the epoch.
     with open(tmp_path / "d" / "supernet" / "supernet.json") as f:
         saved = json.load(f)["oracle"]["differentiable"]

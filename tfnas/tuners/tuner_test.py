@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import tfnas
 from tfnas import blocks
+from tfnas.tuners.tuner import build_for_fit
 
 
 def build(hp):
@@ -114,3 +115,60 @@ def test_latency_options_must_be_a_dict(tmp_path):
         TypeError, match="latency_options must be a dict.*Received: latency_options=3"
     ):
         _tuner(tmp_path, keras_tuner.oracles.RandomSearchOracle("val_loss", 1), latency_options=3)
+
+
+class CountingModel(keras.Model):
+    """A functional model that counts how often Keras traces its train step."""
+
+    traces = 0
+
+    def train_step(self, data):
+        type(self).traces += 1
+        return super().train_step(data)
+
+
+def _counting_build(hp):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    x = keras.layers.Dense(hp.Choice("units", [4, 8]), activation="relu")(x)
+    model = CountingModel(inputs, keras.layers.Dense(10)(x))
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    return model
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_build_for_fit_makes_fit_trace_its_train_step_once(as_dataset):
+    x, y = _data()
+    inputs = tf.data.Dataset.from_tensor_slices((x, y)).batch(16) if as_dataset else (x, y)
+    for prebuild, expected in [(False, 2), (True, 1)]:
+        CountingModel.traces = 0
+        model = _counting_build(keras_tuner.HyperParameters())
+        if prebuild:
+            build_for_fit(model, *(
+                (inputs,) if as_dataset else inputs
+            ))  # fmt: skip
+        assert model.optimizer.built == prebuild
+        model.fit(*((inputs,) if as_dataset else inputs), epochs=2, batch_size=16, verbose=0)
+        assert CountingModel.traces == expected  # Keras alone traces twice.
+
+
+def test_build_for_fit_leaves_other_inputs_to_fit():
+    x, y = _data()
+    model = _counting_build(keras_tuner.HyperParameters())
+    build_for_fit(model, iter([(x, y)]))  # A generator: not read.
+    build_for_fit(keras.Sequential([keras.layers.Dense(2)]), x, y)
+    assert not model.optimizer.built
+    model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_tuner_trials_and_retrain_trace_each_model_once(tmp_path):
+    x, y = _data()
+    tuner = tfnas.Tuner(_counting_build, oracle=tfnas.oracles.RandomSearchOracle("val_accuracy", max_trials=2, seed=0),
+                        directory=str(tmp_path), project_name="p")  # fmt: skip
+    CountingModel.traces = 0
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert CountingModel.traces == 2
+    tuner.retrain(None, x, y, epochs=1, verbose=0)
+    assert CountingModel.traces == 3

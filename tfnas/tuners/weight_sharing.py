@@ -35,7 +35,7 @@ from tfnas.blocks.supernet import (
     reduce_tensors,
 )
 from tfnas.tuners import encoding, multi_trial
-from tfnas.tuners.tuner import COST_METRICS, LATENCY_METRIC
+from tfnas.tuners.tuner import COST_METRICS, LATENCY_METRIC, build_for_fit
 
 logger = logging.getLogger(__name__)
 
@@ -641,7 +641,9 @@ class SupernetTrainer:
     def _connect(self) -> keras.Model:
         """Builds the supernet and hands it and the data to the oracle."""
         supernet = self.build()
-        self.oracle.on_supernet_built(supernet, self._validation_data, self._training_dataset())
+        training = self._training_dataset()
+        build_for_fit(supernet, training)
+        self.oracle.on_supernet_built(supernet, self._validation_data, training)
         return supernet
 
     def restore(self) -> None:

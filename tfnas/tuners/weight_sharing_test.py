@@ -286,3 +286,23 @@ def test_mobile_supernet_shares_kernel_and_width_weights_and_exports_them():
     assert _standard(fixed)
     assert fixed.count_params() == tfnas.Architecture(space, values).count_params()
     np.testing.assert_allclose(fixed(x, training=False), supernet(x, training=False), atol=1e-5)
+
+
+def test_supernet_train_step_is_traced_once(tmp_path):
+    traces = []
+
+    def counting_build(hp):
+        model = build(hp)
+        train_step = model.train_step
+
+        def counted(batch):
+            traces.append(1)
+            return train_step(batch)
+
+        model.train_step = counted
+        return model
+
+    oracle = tfnas.oracles.SPOS(max_trials=1, seed=0, bn_recalibration_batches=0)
+    tuner = tfnas.Tuner(counting_build, oracle=oracle, directory=str(tmp_path), project_name="t")
+    _search(tuner, epochs=2)
+    assert len(traces) == 1  # Keras alone traces twice (it builds the optimizer in the trace).
