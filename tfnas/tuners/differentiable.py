@@ -456,12 +456,14 @@ class DifferentiableOracle(WeightSharingOracle):
             )
         rule.use_mixture()
         self._before_arch_step(step, progress)
-        loss = float(self._get_arch_step()(*self._arch_batch_arguments()))
-        if not math.isfinite(loss) or not _all_finite(rule.get_alphas()):
+        loss, alphas_finite = (
+            float(v) for v in self._get_arch_step()(*self._arch_batch_arguments())
+        )
+        if not math.isfinite(loss) or not alphas_finite:
             raise FloatingPointError(
                 f"{type(self).__name__}'s architecture step at global step {step} (epoch "
                 f"{self.supernet_epochs_done + 1}) gave loss {loss} and alphas "
-                f"{'finite' if _all_finite(rule.get_alphas()) else 'with NaN/inf'}: the "
+                f"{'finite' if alphas_finite else 'with NaN/inf'}: the "
                 "search diverged. The checkpoint of the last finished epoch is kept; lower "
                 "arch_learning_rate or the supernet's learning rate and resume or restart."
             )
@@ -533,7 +535,7 @@ class DifferentiableOracle(WeightSharingOracle):
         alphas = self._rule.alpha_variables
         self._arch_optimizer()
 
-        @tf.function(input_signature=self._arch_step_signature())
+        @tf.function(input_signature=self._arch_step_signature(), autograph=False)
         def arch_step(x, y):
             with tf.GradientTape() as tape:
                 loss = self._loss(x, y) + self._arch_loss_extra()
@@ -543,8 +545,23 @@ class DifferentiableOracle(WeightSharingOracle):
         return arch_step
 
     def _get_arch_step(self):
+        """The alpha step, returning `[loss, 1.0 if every alpha is finite else 0.0]`.
+
+        The check runs in the graph: one small transfer per step instead of reading
+        every alpha back to NumPy.
+        """
         if self._arch_step is None:
-            self._arch_step = self._build_arch_step()
+            import tensorflow as tf
+
+            arch_step, alphas = self._build_arch_step(), self._rule.alpha_variables
+
+            @tf.function(input_signature=arch_step.input_signature, autograph=False)
+            def checked_arch_step(*batch):
+                loss = tf.cast(arch_step(*batch), "float32")
+                finite = [tf.reduce_all(tf.math.is_finite(a.value)) for a in alphas]
+                return tf.stack([loss, tf.cast(tf.reduce_all(finite), "float32")])
+
+            self._arch_step = checked_arch_step
         return self._arch_step
 
     # --- After each epoch ---------------------------------------------------------------
@@ -859,7 +876,7 @@ class DARTS(DifferentiableOracle):
                 tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)
             ]
 
-        @tf.function(input_signature=self._arch_step_signature())
+        @tf.function(input_signature=self._arch_step_signature(), autograph=False)
         def arch_step(x_val, y_val, x_train, y_train):
             xi = (
                 self.unrolled_learning_rate
@@ -1161,10 +1178,6 @@ def _batch_signature(data) -> tuple:
         return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
 
     return tuple(tf.nest.map_structure(any_batch, tuple(data.element_spec)[:2]))
-
-
-def _all_finite(alphas: Mapping[str, Any]) -> bool:
-    return all(math.isfinite(v) for values in alphas.values() for v in values)
 
 
 def _check_finite(alphas: Mapping[str, Any]) -> None:
