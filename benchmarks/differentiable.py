@@ -49,8 +49,8 @@ batch 64:
    `max_skip_connections=2`; P-DARTS with `keep=(3, 2)` (3 stages; the 3-op space keeps
    every op after stage 1 and drops `none` before stage 3, leaving skip_connect and
    nor_conv_3x3) and `max_skip_connections=2`, so it needs >= 3 epochs; DARTS+ and
-   P-DARTS get `normal_scope="cell/"` (the NAS-Bench-201 cell's prefix: with the default
-   "normal/", which no choice here has, P-DARTS's derivation caps no skip edge); SNAS with its
+   P-DARTS get `normal_scope="cell/"`, the NAS-Bench-201 cell's prefix (the default
+   "normal/", which no choice here has, counts every choice: the same edges); SNAS with its
    default temperature (1.0 -> 0.03) and no resource term; GDAS with tau 10 -> 0.1;
    PC-DARTS with K = `--quality_k` (2; the table's space has only 4 channels).
    The output says whether DARTS collapses toward skip connections (derived cells with

@@ -37,7 +37,7 @@ import numpy as np
 
 from tfnas.blocks.supernet import LayerChoice, MixingRule, one_hot_architecture
 from tfnas.tuners import alpha_logging, encoding, multi_trial
-from tfnas.tuners.weight_sharing import WeightSharingOracle, choice_layers
+from tfnas.tuners.weight_sharing import WeightSharingOracle, choice_layers, synchronous
 
 logger = logging.getLogger(__name__)
 
@@ -477,7 +477,7 @@ class DifferentiableOracle(WeightSharingOracle):
             self._iterator_epoch = self.supernet_epochs_done
         if split not in self._iterators:
             data = self._training_data if split == "training" else self._arch_data
-            self._iterators[split] = iter(data.repeat())
+            self._iterators[split] = iter(synchronous(data.repeat()))
         return next(self._iterators[split])
 
     def _arch_batch_arguments(self) -> tuple:

@@ -306,3 +306,13 @@ def test_supernet_train_step_is_traced_once(tmp_path):
     tuner = tfnas.Tuner(counting_build, oracle=oracle, directory=str(tmp_path), project_name="t")
     _search(tuner, epochs=2)
     assert len(traces) == 1  # Keras alone traces twice (it builds the optimizer in the trace).
+
+
+def test_side_iterators_do_not_prefetch_in_the_background():
+    # Deleting a prefetching iterator stalled epoch starts for seconds: the alpha-step,
+    # ranking and recalibration iterators read without tf.data's injected prefetch.
+    dataset = weight_sharing.synchronous(tf.data.Dataset.range(8).batch(2).repeat())
+    options = dataset.options()
+    assert options.autotune.enabled is False
+    assert options.experimental_optimization.inject_prefetch is False
+    assert [int(v) for v in next(iter(dataset))] == [0, 1]
