@@ -66,11 +66,13 @@ def test_collapse_keeps_only_the_chosen_path():
     np.testing.assert_allclose(fixed(x), supernet(x), atol=1e-5)
 
 
-def test_batch_norm_recalibration_averages_batches():
+@pytest.mark.parametrize("traced", [False, True])
+def test_batch_norm_recalibration_averages_batches(traced):
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
     batches = [np.full((4, 3), v, "float32") + np.arange(4)[:, None] for v in (0.0, 10.0)]
-    weight_sharing.recalibrate_batch_norm(model, batches)
+    forward = tf.function(lambda x: model(x, training=True)) if traced else None
+    weight_sharing.recalibrate_batch_norm(model, batches, forward)
     norm = model.layers[-1]
     np.testing.assert_allclose(norm.moving_mean.numpy(), [6.5] * 3, rtol=1e-6)
     np.testing.assert_allclose(norm.moving_variance.numpy(), [1.25] * 3, rtol=1e-6)
@@ -316,3 +318,20 @@ def test_side_iterators_do_not_prefetch_in_the_background():
     assert options.autotune.enabled is False
     assert options.experimental_optimization.inject_prefetch is False
     assert [int(v) for v in next(iter(dataset))] == [0, 1]
+
+
+def test_recalibration_gives_the_same_result_eager_and_traced(tmp_path):
+    # The first candidate recalibrates eagerly, later ones with a traced forward pass.
+    oracle = tfnas.oracles.SPOS(max_trials=1, seed=0, bn_recalibration_batches=2)
+    tuner = _tuner(tmp_path, oracle)
+    (x, y), validation = data()
+    trainer = tuner.supernet_trainer()
+    trainer.train(x, y, validation_data=validation, epochs=1, batch_size=64, verbose=0)
+    values = {"op0": "conv3x3", "op1": "conv1x1", "depth": 1}
+    other = {"op0": "skip", "op1": "conv3x3", "depth": 0}
+    first = trainer.evaluate(values)
+    assert trainer._forward[1] is None
+    trainer.evaluate(other)
+    assert trainer._forward[1] is not None
+    again = trainer.evaluate(values)
+    assert again == pytest.approx(first, rel=1e-5)
