@@ -56,9 +56,10 @@ batch 64:
    The output says whether DARTS collapses toward skip connections (derived cells with
    >= 3 skip edges) and whether DARTS+ / P-DARTS avoid it.
 
-The defaults run in about 28 minutes on 2 loaded CPU cores (measured: cost 2.5, memory
-3.5, quality 21; graph tracing dominates at this scale: 20-40 s per supernet, three supernets per
-P-DARTS search); the flags make larger runs (more `--seeds`, `--epochs`, `--cost_reps`,
+The defaults run in about 27 minutes on 2 CPU cores (measured: cost 1.3 per rep, memory
+2.4, quality 21 before the tracing was halved; graph tracing dominates at this scale: 12 s
+for a first-order supernet, 30 s second order, three supernets per P-DARTS search); the
+flags make larger runs (more `--seeds`, `--epochs`, `--cost_reps`,
 `--memory_reps`) or smaller ones (`--only=...`, `--methods=...`, `--seeds=2`).
 """
 
