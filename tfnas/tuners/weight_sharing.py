@@ -300,6 +300,7 @@ def recalibrate_batch_norm(model: keras.Model, batches, forward=None) -> None:
     if not norms:
         return
     forward = forward or (lambda batch: model(batch, training=True))
+    statistics = [v for layer in norms for v in (layer.moving_mean, layer.moving_variance)]
     momenta = [layer.momentum for layer in norms]
     totals = None
     count = 0
@@ -308,20 +309,15 @@ def recalibrate_batch_norm(model: keras.Model, batches, forward=None) -> None:
             layer.momentum = 0.0  # A training-mode pass sets the batch's statistics.
         for batch in batches:
             forward(batch)
-            stats = [
-                keras.ops.convert_to_numpy(v)
-                for layer in norms
-                for v in (layer.moving_mean, layer.moving_variance)
-            ]
-            totals = stats if totals is None else [t + s for t, s in zip(totals, stats)]
+            values = [keras.ops.convert_to_numpy(v) for v in statistics]
+            totals = values if totals is None else [t + v for t, v in zip(totals, values)]
             count += 1
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
     if totals is None:
         return
-    variables = [v for layer in norms for v in (layer.moving_mean, layer.moving_variance)]
-    for variable, total in zip(variables, totals):
+    for variable, total in zip(statistics, totals):
         variable.assign(total / count)
 
 
@@ -716,6 +712,14 @@ class SupernetTrainer:
 
     # --- Candidates ---------------------------------------------------------------------
 
+    def _recalibrate_batch_norm(self) -> None:
+        """Recalibrates the supernet's batch norm for the architecture now set."""
+        recalibrate_batch_norm(
+            self.supernet,
+            self._training_batches(self.oracle.bn_recalibration_batches),
+            self._training_forward(),
+        )
+
     def _training_forward(self):
         """`supernet(x, training=True)` for batch-norm recalibration: eager for the first
         candidate, then a `tf.function` traced once per supernet.
@@ -742,11 +746,7 @@ class SupernetTrainer:
         """Validation metrics of one architecture with the shared weights."""
         self.rule.set_architecture(values)
         if self.oracle.bn_recalibration_batches:
-            recalibrate_batch_norm(
-                self.supernet,
-                self._training_batches(self.oracle.bn_recalibration_batches),
-                self._training_forward(),
-            )
+            self._recalibrate_batch_norm()
         results = self.supernet.evaluate(self._validation_data, return_dict=True, verbose=0)
         return {f"val_{name}": float(value) for name, value in results.items()}
 
@@ -754,9 +754,5 @@ class SupernetTrainer:
         """The fixed network of `values` with the supernet's (recalibrated) weights."""
         self.rule.set_architecture(values)
         if self.oracle.bn_recalibration_batches and self._train_data is not None:
-            recalibrate_batch_norm(
-                self.supernet,
-                self._training_batches(self.oracle.bn_recalibration_batches),
-                self._training_forward(),
-            )
+            self._recalibrate_batch_norm()
         return collapse(self.supernet, values)
