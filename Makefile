@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check tfnas tools benchmarks
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tfnas
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tfnas benchmarks
 
 clean:
 	rm -rf $(VENV) runs

@@ -24,7 +24,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfnas", "tfnas.*"]),
-    package_data={"tfnas": ["benchmarks/data/*.json"]},
+    package_data={"tfnas": ["nasbench/data/*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"]},
     entry_points={

@@ -23,8 +23,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402
+from tfnas.engine.fit import build_for_fit  # noqa: E402
 from tfnas.spaces.nasbench201 import CELL_PREFIX, NUM_NODES, values_to_arch_str  # noqa: E402
-from tfnas.tuners.tuner import build_for_fit  # noqa: E402
 
 # The six edges of a NAS-Bench-201 cell, as `NasBench201Space` names their hyperparameters.
 EDGE_NAMES = tuple(f"{CELL_PREFIX}/node{j}/edge{i}" for j in range(1, NUM_NODES) for i in range(j))
@@ -171,7 +171,7 @@ def find_tabular():
         `(benchmark, note)`.
     """
     try:
-        from tfnas.benchmarks import TabularBenchmark
+        from tfnas.nasbench import TabularBenchmark
 
         benchmark = TabularBenchmark.load()
     except (ImportError, ValueError, OSError) as error:

@@ -1,7 +1,7 @@
 """Compares the multi-trial oracles on the tabular digits benchmark (no training).
 
 For each oracle of `tfnas.oracles.ORACLES` that searches by trials, runs `--seeds` searches
-of the largest budget against `tfnas.benchmarks.TabularBenchmark` and prints, at each
+of the largest budget against `tfnas.nasbench.TabularBenchmark` and prints, at each
 budget, the median and interquartile range of the test accuracy of the architecture
 selected by validation accuracy, and of its regret to the table's optimum. The value at a
 smaller budget is read from the same run's trajectory (the incumbent after that many
@@ -23,7 +23,7 @@ os.environ.setdefault("KERASTUNER_VERBOSE", "0")
 import numpy as np  # noqa: E402
 
 from tfnas import oracles  # noqa: E402
-from tfnas.benchmarks import TabularBenchmark, run_oracle  # noqa: E402
+from tfnas.nasbench import TabularBenchmark, run_oracle  # noqa: E402
 
 # Bayesian last: its Gaussian-process refit makes it by far the slowest.
 MULTI_TRIAL = ("random", "regularized_evolution", "reinforce", "pnas", "nao", "bayesian")

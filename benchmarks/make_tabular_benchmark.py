@@ -3,10 +3,10 @@
 The digits-scale counterpart of NAS-Bench-201: each cell of a (reduced) NAS-Bench-201
 space is trained from scratch with every seed on scikit-learn's digits, and the mean and
 spread of its validation and test accuracy are stored with the parameters and FLOPs of its
-fixed-mode `tfnas.spaces.NasBench201Space` model, as JSON in `tfnas/benchmarks/data/`.
-`tfnas.benchmarks.TabularBenchmark` reads it.
+fixed-mode `tfnas.spaces.NasBench201Space` model, as JSON in `tfnas/nasbench/data/`.
+`tfnas.nasbench.TabularBenchmark` reads it.
 
-Training is exact but batched (see `tfnas.benchmarks.batched`): `--group_size`
+Training is exact but batched (see `benchmarks/batched.py`): `--group_size`
 architectures train side by side in one TensorFlow graph, and cells whose training is
 provably identical (dead edges) are trained once and share the result.
 
@@ -27,17 +27,17 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import batched  # noqa: E402
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from cell_costs import CellCosts  # noqa: E402
 
 import tfnas  # noqa: E402
-from tfnas.benchmarks import batched  # noqa: E402
-from tfnas.benchmarks.costs import CellCosts  # noqa: E402
 from tfnas.spaces import nasbench201  # noqa: E402
 
-DATA_DIR = os.path.join(os.path.dirname(tfnas.__file__), "benchmarks", "data")
+DATA_DIR = os.path.join(os.path.dirname(tfnas.__file__), "nasbench", "data")
 FORMAT = "tfnas.tabular_benchmark"
 VERSION = 1
 

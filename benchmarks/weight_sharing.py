@@ -24,7 +24,7 @@ validation split for every accuracy), batch 64:
    (`tuner.supernet_trainer().evaluate(values)` after supernet training, batch-norm
    statistics recalibrated) of the same K random architectures and their stand-alone
    accuracy, for SPOS, FairNAS and RandomWeightSharing. Stand-alone accuracy comes from
-   a tabular benchmark in `tfnas/benchmarks/data/*.json` when one exists and records the
+   a tabular benchmark in `tfnas/nasbench/data/*.json` when one exists and records the
    same space; otherwise each architecture is trained here from scratch for
    `--standalone_epochs` epochs (one seed) and the table says so. Published taus on
    NAS-Bench-201 range from about 0.2 to 0.6; FairNAS claims a higher tau than SPOS.

@@ -3,21 +3,49 @@
 Searchable layers (`tfnas.blocks`), ready spaces (`tfnas.spaces`), the strategies of the
 NAS literature as KerasTuner oracles (`tfnas.oracles`), a `Tuner` that records
 architecture costs, and TFLite latency measurement (`tfnas.latency`).
+
+Attributes are imported on first use, so `import tfnas` (or a Keras-free module such as
+`tfnas.search.evolution`) does not import TensorFlow until something needs it.
 """
 
-from tfnas import blocks, cost, data, latency, oracles, spaces
-from tfnas.architecture import Architecture
-from tfnas.tuners.tuner import Tuner
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Architecture",
-    "Tuner",
-    "blocks",
-    "cost",
-    "data",
-    "latency",
-    "oracles",
-    "spaces",
-]
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "Architecture": ("tfnas.architecture", "Architecture"),
+    "Tuner": ("tfnas.engine.tuner", "Tuner"),
+    **{
+        name: (f"tfnas.{name}", None)
+        for name in (
+            "blocks",
+            "cost",
+            "data",
+            "engine",
+            "latency",
+            "nasbench",
+            "oracles",
+            "results",
+            "search",
+            "spaces",
+            "tuners",
+        )
+    },
+}
+
+__all__ = ["Architecture", "Tuner", "blocks", "cost", "data", "latency", "oracles", "spaces"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tfnas' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # Later look-ups skip __getattr__.
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

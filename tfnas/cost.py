@@ -8,6 +8,8 @@ models included. Element-wise layers, pooling and batch norm are not counted.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -75,3 +77,29 @@ def count_flops(model: keras.Model) -> int:
                 continue
             total += _layer_macs(layer, _shape(node.input_tensors), _shape(node.output_tensors))
     return int(total)
+
+
+COST_METRICS = ("num_params", "flops", "model_bytes")
+LATENCY_METRIC = "latency_ms"
+
+
+def model_costs(
+    model: keras.Model,
+    *,
+    measure_latency: bool = False,
+    latency_options: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """The cost metrics `tfnas.Tuner` records per trial: `COST_METRICS`, and with
+    `measure_latency` the median LiteRT latency as `LATENCY_METRIC` (`tfnas.latency.measure`
+    with `latency_options`)."""
+    costs = {
+        "num_params": float(count_params(model)),
+        "flops": float(count_flops(model)),
+        "model_bytes": float(model_bytes(model)),
+    }
+    if measure_latency:
+        from tfnas import latency  # Imported here: conversion is only needed when timing.
+
+        report = latency.measure(model, **dict(latency_options or {}))
+        costs[LATENCY_METRIC] = float(report.median_ms)
+    return costs

@@ -18,8 +18,9 @@ import keras_tuner
 from tfnas import data as data_lib
 from tfnas import latency, oracles, spaces
 from tfnas.architecture import Architecture
-from tfnas.tuners import pareto
-from tfnas.tuners.tuner import COST_METRICS, Tuner
+from tfnas.cost import COST_METRICS
+from tfnas.engine.tuner import Tuner
+from tfnas.results import pareto
 
 OUTPUT_FILES = ("best_model.keras", "best_model.tflite", "architecture.json", "results.json")
 PARETO_METRICS = ("val_accuracy", "flops")

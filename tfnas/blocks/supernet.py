@@ -56,7 +56,7 @@ class MixingRule:
     def export_layer_choice(self, choice: LayerChoice, index: int, inputs, **kwargs):
         """The exported form of `choice` with candidate `index` chosen, applied to `inputs`.
 
-        Called by `tfnas.tuners.weight_sharing.collapse` on symbolic tensors; must use
+        Called by `tfnas.engine.supernet.collapse` on symbolic tensors; must use
         standard Keras layers only. Default: the candidate's exportable layer itself.
         """
         return exportable(choice.candidates[index])(inputs, **kwargs)

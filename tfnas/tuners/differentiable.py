@@ -36,8 +36,11 @@ import keras
 import numpy as np
 
 from tfnas.blocks.supernet import LayerChoice, MixingRule, one_hot_architecture
-from tfnas.tuners import alpha_logging, encoding, multi_trial
-from tfnas.tuners.weight_sharing import WeightSharingOracle, choice_layers, synchronous
+from tfnas.engine.supernet import choice_layers, synchronous
+from tfnas.results import alpha_logging
+from tfnas.search import encoding
+from tfnas.tuners import multi_trial
+from tfnas.tuners.weight_sharing import WeightSharingOracle
 
 logger = logging.getLogger(__name__)
 

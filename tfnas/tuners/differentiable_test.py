@@ -11,6 +11,7 @@ import tensorflow as tf
 import tfnas
 from tfnas import blocks
 from tfnas.blocks.supernet import SupernetHyperParameters
+from tfnas.engine.supernet import choice_layers
 from tfnas.tuners import differentiable, weight_sharing_testing
 from tfnas.tuners.differentiable_testing import (
     classification_data,
@@ -19,7 +20,6 @@ from tfnas.tuners.differentiable_testing import (
     supernet,
     two_choices,
 )
-from tfnas.tuners.weight_sharing import choice_layers
 
 # A small DARTS space: the paper's cell with fewer operations (fast to build and trace).
 OPS = ("none", "skip_connect", "sep_conv_3x3", "dil_conv_5x5")

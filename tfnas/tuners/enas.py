@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from tfnas.blocks.supernet import MixingRule
-from tfnas.tuners import encoding, multi_trial
+from tfnas.search import encoding
+from tfnas.tuners import multi_trial
 from tfnas.tuners.reinforce import Controller
 from tfnas.tuners.weight_sharing import WeightSharingOracle
 

@@ -10,7 +10,8 @@ import pytest
 
 import tfnas
 from tfnas import blocks
-from tfnas.tuners import enas, encoding
+from tfnas.search import encoding
+from tfnas.tuners import enas
 from tfnas.tuners import multi_trial_testing as testing
 
 SMALL = {"hidden_size": 4, "seed": 0}

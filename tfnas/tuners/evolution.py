@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tfnas.tuners import encoding, multi_trial
+from tfnas.search import encoding
+from tfnas.tuners import multi_trial
 
 
 class AgingEvolution(multi_trial.SearchAlgorithm):

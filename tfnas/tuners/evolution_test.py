@@ -2,7 +2,8 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.tuners import encoding, evolution
+from tfnas.search import encoding
+from tfnas.tuners import evolution
 from tfnas.tuners import multi_trial_testing as testing
 
 SMALL = {"population_size": 4, "sample_size": 2}

@@ -29,9 +29,9 @@ import numpy as np
 
 from tfnas import cost
 from tfnas.blocks.supernet import LayerChoice
+from tfnas.engine.supernet import choice_layers
 from tfnas.tuners import multi_trial
 from tfnas.tuners.differentiable import DifferentiableOracle, SoftmaxMixture
-from tfnas.tuners.weight_sharing import choice_layers
 
 
 @keras.saving.register_keras_serializable(package="tfnas")

@@ -23,7 +23,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from tfnas.tuners import encoding
+from tfnas.search import encoding
 
 TrialStatus = trial_module.TrialStatus
 IsSeen = Callable[[encoding.Values], bool]

@@ -4,7 +4,8 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.tuners import encoding, multi_trial
+from tfnas.search import encoding
+from tfnas.tuners import multi_trial
 from tfnas.tuners import multi_trial_testing as testing
 
 

@@ -16,7 +16,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import base_tuner
 
-from tfnas.tuners import encoding, multi_trial
+from tfnas.search import encoding
+from tfnas.tuners import multi_trial
 
 OBJECTIVE = keras_tuner.Objective("score", "max")
 

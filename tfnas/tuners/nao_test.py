@@ -2,8 +2,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.tuners import encoding, nao
+from tfnas.search import encoding
 from tfnas.tuners import multi_trial_testing as testing
+from tfnas.tuners import nao
 
 SMALL = {"num_initial": 4, "batch_size": 2, "hidden_size": 8, "embedding_size": 4}
 SMALL_TRAINING = {**SMALL, "train_steps": 20}

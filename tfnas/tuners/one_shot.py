@@ -21,7 +21,8 @@ import keras
 import numpy as np
 
 from tfnas.blocks.supernet import LayerChoice, MixingRule, PathDropout, SinglePath
-from tfnas.tuners import encoding, evolution, multi_trial
+from tfnas.search import encoding
+from tfnas.tuners import evolution, multi_trial
 from tfnas.tuners.weight_sharing import WeightSharingOracle
 
 

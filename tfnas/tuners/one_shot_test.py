@@ -12,8 +12,8 @@ import pytest
 
 import tfnas
 from tfnas import blocks
+from tfnas.engine.testing import build, data
 from tfnas.tuners import one_shot
-from tfnas.tuners.weight_sharing_testing import build, data
 
 ONE_SHOT = ["spos", "fairnas", "scarlet_nas", "random_weight_sharing", "one_shot"]
 
@@ -127,7 +127,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import tfnas
-from tfnas.tuners.weight_sharing_testing import build, data
+from tfnas.engine.testing import build, data
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 (x, y), validation = data(128)
 tuner = tfnas.Tuner(build, oracle=tfnas.oracles.SPOS(max_trials=2, seed=0, bn_recalibration_batches=1),

@@ -31,7 +31,8 @@ import numpy as np
 
 from tfnas.blocks.shared import exportable
 from tfnas.blocks.supernet import InputChoice, LayerChoice, check_partial_channels
-from tfnas.tuners import alpha_logging, multi_trial
+from tfnas.results import alpha_logging
+from tfnas.tuners import multi_trial
 from tfnas.tuners.differentiable import DARTS, SoftmaxMixture
 
 __all__ = ["PCDARTS", "PartialChannelMixture", "channel_shuffle"]

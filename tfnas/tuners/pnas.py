@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from tfnas.tuners import encoding, multi_trial, numpy_nn
+from tfnas.search import encoding, numpy_nn
+from tfnas.tuners import multi_trial
 
 
 def default_block_of(name: str) -> str:

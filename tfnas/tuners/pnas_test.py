@@ -2,8 +2,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.tuners import encoding, pnas
+from tfnas.search import encoding
 from tfnas.tuners import multi_trial_testing as testing
+from tfnas.tuners import pnas
 
 SMALL = {"beam_width": 3, "ensemble_size": 1, "hidden_size": 8, "train_steps": 20}
 

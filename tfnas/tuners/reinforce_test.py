@@ -4,8 +4,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.tuners import encoding, reinforce
+from tfnas.search import encoding
 from tfnas.tuners import multi_trial_testing as testing
+from tfnas.tuners import reinforce
 
 SMALL = {"hidden_size": 4}
 

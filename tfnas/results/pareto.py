@@ -22,8 +22,8 @@ from typing import Any
 from keras_tuner.engine import trial as trial_module
 from keras_tuner.src.engine import metrics_tracking
 
-from tfnas.tuners import plotting
-from tfnas.tuners.tuner import COST_METRICS, LATENCY_METRIC
+from tfnas.cost import COST_METRICS, LATENCY_METRIC
+from tfnas.results import plotting
 
 DEFAULT_METRICS = ("val_accuracy", "latency_ms")
 DIRECTIONS = ("min", "max")

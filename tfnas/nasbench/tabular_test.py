@@ -6,7 +6,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.benchmarks import tabular
+from tfnas.nasbench import tabular
 from tfnas.spaces import nasbench201
 
 

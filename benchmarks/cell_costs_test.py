@@ -2,8 +2,9 @@
 
 import random
 
+from cell_costs import CellCosts
+
 from tfnas.architecture import Architecture
-from tfnas.benchmarks.costs import CellCosts
 from tfnas.spaces import nasbench201
 
 

@@ -34,7 +34,7 @@ OBJECTIVE = "val_accuracy"
 
 
 def available() -> list[str]:
-    """Names of the benchmarks shipped with tfnas (files in `tfnas/benchmarks/data`)."""
+    """Names of the benchmarks shipped with tfnas (files in `tfnas/nasbench/data`)."""
     return sorted(
         os.path.splitext(os.path.basename(p))[0]
         for p in glob.glob(os.path.join(DATA_DIR, "*.json"))
@@ -81,11 +81,11 @@ class TabularBenchmark:
     Example:
 
     ```python
-    bench = tfnas.benchmarks.TabularBenchmark.load()
+    bench = tfnas.nasbench.TabularBenchmark.load()
     space = bench.space()                       # the NasBench201Space that was trained
     best = bench.optimum("test_acc")
     acc = bench.query("|nor_conv_3x3~0|+|...", metric="val_acc")
-    run = tfnas.benchmarks.run_oracle(keras_tuner.oracles.RandomSearchOracle, bench,
+    run = tfnas.nasbench.run_oracle(keras_tuner.oracles.RandomSearchOracle, bench,
                                       budget=50, seed=0)
     run.regret[-1]
     ```

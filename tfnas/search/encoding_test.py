@@ -4,7 +4,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas.tuners import encoding
+from tfnas.search import encoding
 
 
 def _space(register, num_bins=10):

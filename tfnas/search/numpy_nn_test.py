@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tfnas.tuners import numpy_nn
+from tfnas.search import numpy_nn
 
 
 @pytest.mark.parametrize("activations", [("tanh", "linear"), ("relu", "tanh", "linear")])

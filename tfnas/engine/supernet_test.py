@@ -1,4 +1,4 @@
-"""The weight-sharing engine: supernet search, export, resume, checkpoints, errors."""
+"""The supernet engine: supernet search, export, resume, checkpoints, errors."""
 
 import json
 import logging
@@ -11,8 +11,8 @@ import tensorflow as tf
 
 import tfnas
 from tfnas import blocks
-from tfnas.tuners import weight_sharing
-from tfnas.tuners.weight_sharing_testing import build, data
+from tfnas.engine import supernet as engine
+from tfnas.engine.testing import build, data
 
 
 def _tuner(tmp_path, oracle, **kwargs):
@@ -58,7 +58,7 @@ def test_collapse_keeps_only_the_chosen_path():
     supernet = build(blocks.SupernetHyperParameters(rule))
     values = {"op0": "skip", "op1": "conv1x1", "depth": 0}
     rule.set_architecture(values)
-    fixed = weight_sharing.collapse(supernet, values)
+    fixed = engine.collapse(supernet, values)
     assert _standard(fixed)
     reference = tfnas.Architecture(build, values).build()
     assert fixed.count_params() == reference.count_params()
@@ -72,7 +72,7 @@ def test_batch_norm_recalibration_averages_batches(traced):
     model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
     batches = [np.full((4, 3), v, "float32") + np.arange(4)[:, None] for v in (0.0, 10.0)]
     forward = tf.function(lambda x: model(x, training=True)) if traced else None
-    weight_sharing.recalibrate_batch_norm(model, batches, forward)
+    engine.recalibrate_batch_norm(model, batches, forward)
     norm = model.layers[-1]
     np.testing.assert_allclose(norm.moving_mean.numpy(), [6.5] * 3, rtol=1e-6)
     np.testing.assert_allclose(norm.moving_variance.numpy(), [1.25] * 3, rtol=1e-6)
@@ -284,7 +284,7 @@ def test_mobile_supernet_shares_kernel_and_width_weights_and_exports_them():
     rule.set_architecture(values)
     x = np.random.default_rng(0).random((3, 8, 8, 1), dtype="float32")
     supernet(x, training=True)  # Moves the chosen candidates' batch-norm statistics.
-    fixed = weight_sharing.collapse(supernet, values)
+    fixed = engine.collapse(supernet, values)
     assert _standard(fixed)
     assert fixed.count_params() == tfnas.Architecture(space, values).count_params()
     np.testing.assert_allclose(fixed(x, training=False), supernet(x, training=False), atol=1e-5)
@@ -313,7 +313,7 @@ def test_supernet_train_step_is_traced_once(tmp_path):
 def test_side_iterators_do_not_prefetch_in_the_background():
     # Deleting a prefetching iterator stalled epoch starts for seconds: the alpha-step,
     # ranking and recalibration iterators read without tf.data's injected prefetch.
-    dataset = weight_sharing.synchronous(tf.data.Dataset.range(8).batch(2).repeat())
+    dataset = engine.synchronous(tf.data.Dataset.range(8).batch(2).repeat())
     options = dataset.options()
     assert options.autotune.enabled is False
     assert options.experimental_optimization.inject_prefetch is False

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tfnas
 from tfnas import blocks
-from tfnas.tuners.tuner import build_for_fit
+from tfnas.engine.fit import build_for_fit
 
 
 def build(hp):

@@ -1,4 +1,4 @@
-"""Tests of `tfnas.tuners.alpha_logging`."""
+"""Tests of `tfnas.results.alpha_logging`."""
 
 import math
 import re
@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tfnas.results.alpha_logging import plot_alpha_history, plot_cell, write_tensorboard
 from tfnas.spaces.darts import DARTS_V2, genotype_to_values
 from tfnas.spaces.nasbench201 import arch_str_to_values
-from tfnas.tuners.alpha_logging import plot_alpha_history, plot_cell, write_tensorboard
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LABELS = {"normal/node0/edge0": ["skip_connect", "sep_conv_3x3", "max_pool_3x3"]}

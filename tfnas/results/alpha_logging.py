@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas.tuners import plotting
+from tfnas.results import plotting
 
 # One writer per log directory: each epoch appends to the same events file.
 _WRITERS: dict[str, tf.summary.SummaryWriter] = {}

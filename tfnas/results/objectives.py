@@ -38,8 +38,8 @@ from typing import Any
 import keras_tuner
 from keras_tuner import errors
 
+from tfnas.cost import COST_METRICS, LATENCY_METRIC
 from tfnas.tuners import multi_trial
-from tfnas.tuners.tuner import COST_METRICS, LATENCY_METRIC
 
 # MnasNet's exponents (alpha, beta): alpha applies when the cost is within the target.
 MODES: dict[str, tuple[float, float]] = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
@@ -105,7 +105,7 @@ class MnasNetReward(keras_tuner.Objective):
 
     ```python
     oracle = keras_tuner.oracles.RandomSearchOracle(
-        objective=tfnas.tuners.objectives.MnasNetReward(cost="flops", target=2e6),
+        objective=tfnas.results.objectives.MnasNetReward(cost="flops", target=2e6),
         max_trials=20,
     )
     tuner = tfnas.Tuner(build, oracle=oracle, directory="runs", project_name="mnas")

@@ -1,4 +1,4 @@
-"""Tests of `tfnas.tuners.pareto`."""
+"""Tests of `tfnas.results.pareto`."""
 
 import json
 import types
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras_tuner.engine import trial as trial_module
 
-from tfnas.tuners.pareto import ParetoPoint, pareto_front, pareto_to_json, plot_pareto
+from tfnas.results.pareto import ParetoPoint, pareto_front, pareto_to_json, plot_pareto
 
 COMPLETED = trial_module.TrialStatus.COMPLETED
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

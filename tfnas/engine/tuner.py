@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -25,70 +24,8 @@ from keras_tuner.src import backend as kt_backend
 from keras_tuner.src import utils as kt_utils
 from keras_tuner.src.engine import tuner_utils
 
-from tfnas import cost
-
-COST_METRICS = ("num_params", "flops", "model_bytes")
-LATENCY_METRIC = "latency_ms"
-
-
-def model_costs(
-    model: keras.Model,
-    *,
-    measure_latency: bool = False,
-    latency_options: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
-    """The cost metrics `tfnas.Tuner` records for a model (see the module docstring)."""
-    costs = {
-        "num_params": float(cost.count_params(model)),
-        "flops": float(cost.count_flops(model)),
-        "model_bytes": float(cost.model_bytes(model)),
-    }
-    if measure_latency:
-        from tfnas import latency  # Imported here: conversion is only needed when timing.
-
-        report = latency.measure(model, **dict(latency_options or {}))
-        costs[LATENCY_METRIC] = float(report.median_ms)
-    return costs
-
-
-def build_for_fit(model: keras.Model, x=None, y=None) -> None:
-    """Creates a compiled model's metric, loss and optimizer variables before `fit`.
-
-    Without a distribution strategy Keras creates them inside the first trace of the
-    train step, which makes tf.function trace the step a second time: building them here
-    halves the tracing of a `fit` (seconds per supernet). `x` is a `tf.data.Dataset` of
-    `(x, y[, sample_weight])` or arrays / tensors (nested structures of them) with `y`.
-    Other inputs (generators, `PyDataset`s), an uncompiled model, a model made under a
-    distribution strategy, or a Keras without this build step are left to `fit`.
-    """
-    symbolic_build = getattr(model, "_symbolic_build", None)
-    if symbolic_build is None or getattr(model, "optimizer", None) is None:
-        return
-    if getattr(model, "_distribute_strategy", None) is not None:
-        return  # Keras builds such a model before tracing, in the strategy's scope.
-    import tensorflow as tf
-
-    def spec(value):
-        if value is None:
-            return None
-        if isinstance(value, tf.TensorSpec):
-            shape, dtype = value.shape, value.dtype
-        elif hasattr(value, "shape") and hasattr(value, "dtype"):
-            shape, dtype = (None, *value.shape[1:]), value.dtype
-        else:
-            raise TypeError(type(value).__name__)
-        return keras.KerasTensor(tuple(shape), dtype=keras.backend.standardize_dtype(dtype))
-
-    try:
-        if isinstance(x, tf.data.Dataset):
-            batch = keras.tree.map_structure(spec, x.element_spec)
-        elif x is not None:
-            batch = (keras.tree.map_structure(spec, x), keras.tree.map_structure(spec, y))
-        else:
-            return
-        symbolic_build(data_batch=batch if isinstance(batch, tuple) else (batch,))
-    except Exception as error:  # Only an optimization: `fit` builds lazily and reports.
-        logging.getLogger(__name__).debug("build_for_fit left building to fit: %r", error)
+from tfnas.cost import model_costs
+from tfnas.engine.fit import build_for_fit
 
 
 def _fit_data(args, kwargs) -> tuple:
@@ -175,7 +112,7 @@ class Tuner(keras_tuner.Tuner):
     def supernet_trainer(self):
         """The `SupernetTrainer` of a weight-sharing search (None for other oracles)."""
         if self._trainer is None and self._weight_sharing():
-            from tfnas.tuners.weight_sharing import SupernetTrainer
+            from tfnas.engine.supernet import SupernetTrainer
 
             self._trainer = SupernetTrainer(
                 self.hypermodel,
@@ -315,15 +252,15 @@ class Tuner(keras_tuner.Tuner):
     def pareto_front(self, metrics=("val_accuracy", "flops"), directions=None):
         """Non-dominated completed trials over 2 or 3 recorded metrics.
 
-        See `tfnas.tuners.pareto.pareto_front`; e.g. `metrics=("val_accuracy",
+        See `tfnas.results.pareto.pareto_front`; e.g. `metrics=("val_accuracy",
         "latency_ms")` with `measure_latency=True`.
         """
-        from tfnas.tuners import pareto  # pareto imports this module's metric names.
+        from tfnas.results import pareto  # pareto imports this module's metric names.
 
         return pareto.pareto_front(self, metrics=metrics, directions=directions)
 
     def plot_pareto(self, path: str, metrics=("val_accuracy", "flops"), directions=None) -> str:
         """Writes a PNG of all trials with the Pareto front highlighted; returns the path."""
-        from tfnas.tuners import pareto
+        from tfnas.results import pareto
 
         return pareto.plot_pareto(self, path, metrics=metrics, directions=directions)

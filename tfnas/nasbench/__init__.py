@@ -4,7 +4,7 @@
 `run_oracle` runs any KerasTuner oracle against a table in seconds, tracking its regret.
 """
 
-from tfnas.benchmarks.tabular import (
+from tfnas.nasbench.tabular import (
     DEFAULT,
     OracleRun,
     Record,

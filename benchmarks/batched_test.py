@@ -1,11 +1,11 @@
 """The batched trainer computes what the fixed-mode Keras model of each cell computes."""
 
+import batched
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfnas.architecture import Architecture
-from tfnas.benchmarks import batched
 from tfnas.blocks import ops
 from tfnas.spaces import nasbench201
 

@@ -1,4 +1,4 @@
-"""Tests of `tfnas.tuners.objectives`."""
+"""Tests of `tfnas.results.objectives`."""
 
 import json
 import math
@@ -11,8 +11,9 @@ import pytest
 from keras_tuner import errors
 from keras_tuner.engine import trial as trial_module
 
-from tfnas.tuners import evolution, tuner
-from tfnas.tuners.objectives import MnasNetReward, mnasnet_reward
+from tfnas.engine import tuner
+from tfnas.results.objectives import MnasNetReward, mnasnet_reward
+from tfnas.tuners import evolution
 
 T = 24.0
 

@@ -1,0 +1,554 @@
+"""The supernet engine: builds, trains, checkpoints, evaluates and exports a supernet.
+
+`SupernetTrainer` is what `tfnas.Tuner` uses for a weight-sharing oracle: it builds the
+user's hypermodel in supernet mode with the oracle's mixing rule, owns the data, the
+optimizer and every gradient step, checkpoints after each epoch, re-estimates batch-norm
+statistics per candidate and collapses a path into a plain Keras model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+
+from tfnas.blocks.supernet import (
+    InputChoice,
+    LayerChoice,
+    MixingRule,
+    candidate_index,
+    reduce_tensors,
+)
+from tfnas.engine.fit import build_for_fit
+
+if TYPE_CHECKING:
+    from tfnas.tuners.weight_sharing import WeightSharingOracle
+
+logger = logging.getLogger(__name__)
+
+
+def choice_layers(model: keras.Model) -> list[LayerChoice | InputChoice]:
+    """The supernet's choice layers, nested ones included, in build order."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, (LayerChoice, InputChoice))
+    ]
+
+
+def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
+    """The fixed network of `values` inside `supernet`, with the supernet's trained weights.
+
+    Every `LayerChoice` is replaced by its chosen candidate and every `InputChoice` by the
+    reduction of its chosen inputs; branches that no longer reach the output drop out of
+    the graph. The result holds only standard Keras layers, its own copies of the weights,
+    and the supernet's compile settings.
+    """
+
+    def call_function(layer, *args, **kwargs):
+        if isinstance(layer, (LayerChoice, InputChoice)):
+            active = all(name in values for name in layer.decision_names)
+            index = candidate_index(layer, values) if active else 0
+            if isinstance(layer, LayerChoice):
+                kwargs.pop("training", None)
+                # The rule knows how its candidates are wired (e.g. PC-DARTS's partial
+                # channels); by default this is the candidate's exportable layer.
+                return layer.mixing_rule.export_layer_choice(layer, index, *args, **kwargs)
+            return reduce_tensors([args[0][i] for i in layer.subsets[index]], layer.reduction)
+        return layer(*args, **kwargs)
+
+    shared = keras.models.clone_model(
+        supernet, clone_function=lambda layer: layer, call_function=call_function
+    )
+    # `shared` reuses the supernet's layer objects; clone again for independent weights.
+    fixed = keras.models.clone_model(shared)
+    fixed.set_weights(shared.get_weights())
+    compile_config = supernet.get_compile_config()
+    if compile_config:
+        fixed.compile_from_config(compile_config)
+    return fixed
+
+
+def recalibrate_batch_norm(model: keras.Model, batches, forward=None) -> None:
+    """Re-estimates every batch-norm layer's moving statistics on `batches` (SPOS).
+
+    Each layer's moving mean and variance become the equal-weight average of the batches'
+    statistics; weights are not updated.
+
+    Args:
+        model: the model whose `BatchNormalization` layers are recalibrated.
+        batches: an iterable of model inputs.
+        forward: `forward(batch)` runs `model(batch, training=True)`, e.g. a cached
+            `tf.function` of it (it runs with momentum 0, so it may be traced with it);
+            default: an eager call.
+    """
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.built
+    ]
+    if not norms:
+        return
+    forward = forward or (lambda batch: model(batch, training=True))
+    statistics = [v for layer in norms for v in (layer.moving_mean, layer.moving_variance)]
+    momenta = [layer.momentum for layer in norms]
+    totals = None
+    count = 0
+    try:
+        for layer in norms:
+            layer.momentum = 0.0  # A training-mode pass sets the batch's statistics.
+        for batch in batches:
+            forward(batch)
+            values = [keras.ops.convert_to_numpy(v) for v in statistics]
+            totals = values if totals is None else [t + v for t, v in zip(totals, values)]
+            count += 1
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+    if totals is None:
+        return
+    for variable, total in zip(statistics, totals):
+        variable.assign(total / count)
+
+
+def synchronous(dataset):
+    """`dataset` without tf.data's autotuning and injected background prefetch.
+
+    For the side iterators of supernet training (alpha batches, ranking batches, batch
+    norm recalibration), which read one small batch at a time: deleting such an iterator
+    with a prefetch running blocked for up to 9 s on 2 CPU cores (at an epoch start, when
+    the epoch's iterators are replaced); without it, under 1 ms.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.experimental_optimization.inject_prefetch = False
+    return dataset.with_options(options)
+
+
+def supernet_fingerprint(supernet: keras.Model) -> str:
+    """Identifies a supernet's structure: its choices and the shapes of its variables."""
+    description = {
+        "choices": [
+            [layer.choice_name, layer.candidate_values] for layer in choice_layers(supernet)
+        ],
+        "variables": [list(v.shape) for v in supernet.weights],
+    }
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SupernetCheckpoint:
+    """Supernet weights and optimizer state after each epoch, in `directory`.
+
+    Files are written to a temporary name and renamed, so a search killed while saving
+    keeps the previous epoch's checkpoint.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.weights_path = os.path.join(directory, "supernet.npz")
+        self.info_path = os.path.join(directory, "supernet.json")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.info_path) and os.path.exists(self.weights_path)
+
+    def info(self) -> dict:
+        with open(self.info_path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def save(self, supernet: keras.Model, epoch: int, fingerprint: str, oracle_state: dict) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        variables = [*supernet.weights, *supernet.optimizer.variables]
+        arrays = {f"v{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(variables)}
+        temporary = self.weights_path + ".tmp.npz"
+        np.savez(temporary, **arrays)
+        os.replace(temporary, self.weights_path)
+        # The info file is written last: it commits the epoch, with the oracle's training
+        # state (sampling random state, controller) at the same point.
+        info = {
+            "epochs_done": epoch,
+            "fingerprint": fingerprint,
+            "num_variables": len(variables),
+            "oracle": oracle_state,
+        }
+        with open(self.info_path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(info, f)
+        os.replace(self.info_path + ".tmp", self.info_path)
+
+    def restore(self, supernet: keras.Model, fingerprint: str) -> int:
+        """Loads the checkpoint into `supernet`; returns the number of epochs it holds."""
+        info = self.info()
+        if info["fingerprint"] != fingerprint:
+            raise ValueError(
+                f"The supernet checkpoint in {self.directory!r} belongs to a different search "
+                "space (its choices or weight shapes differ from this hypermodel's). Use "
+                "another directory/project_name, or overwrite=True to start a new search."
+            )
+        if not supernet.optimizer.built:
+            supernet.optimizer.build(supernet.trainable_variables)
+        variables = [*supernet.weights, *supernet.optimizer.variables]
+        with np.load(self.weights_path) as arrays:
+            if len(arrays.files) != len(variables):
+                raise ValueError(
+                    f"The supernet checkpoint in {self.directory!r} holds {len(arrays.files)} "
+                    f"variables; this supernet has {len(variables)}."
+                )
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"v{i}"])
+        return int(info["epochs_done"])
+
+
+class _PrepareTrainingSteps(keras.callbacks.Callback):
+    """Lets the oracle set the mixing rule before every training step."""
+
+    def __init__(self, oracle, rule, epoch: int, epochs: int, steps_per_epoch: int | None):
+        super().__init__()
+        self.oracle, self.rule = oracle, rule
+        self.epoch, self.epochs, self.steps_per_epoch = epoch, epochs, steps_per_epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        paths = self.oracle.paths_per_step
+        step_in_epoch, path = divmod(batch, paths)
+        if self.steps_per_epoch:
+            progress = (self.epoch + step_in_epoch / self.steps_per_epoch) / self.epochs
+            step = self.epoch * self.steps_per_epoch + step_in_epoch
+        else:
+            progress = self.epoch / self.epochs
+            step = step_in_epoch
+        self.oracle.prepare_training_step(self.rule, step, path, min(progress, 1.0))
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises as soon as the training loss is NaN or infinite, naming the step.
+
+    Raising (rather than Keras's `TerminateOnNaN`, which ends `fit` normally) keeps the
+    trainer from checkpointing the diverged weights: the last finished epoch stays.
+    """
+
+    def __init__(self, checkpoint: SupernetCheckpoint, epoch: int, steps: int | None):
+        super().__init__()
+        self.checkpoint, self.epoch, self.steps = checkpoint, epoch, steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            step = self.epoch * self.steps + batch if self.steps else batch
+            kept = (
+                f"the checkpoint of epoch {self.checkpoint.info()['epochs_done']} in "
+                f"{self.checkpoint.directory!r} is kept"
+                if self.checkpoint.exists()
+                else "no epoch had finished, so there is no checkpoint"
+            )
+            raise FloatingPointError(
+                f"The supernet's training loss is {float(loss)} at epoch {self.epoch + 1}, "
+                f"batch {batch + 1} (global step {step}): the search diverged; {kept}. Lower "
+                "the learning rates and resume (overwrite=False) or start a new search."
+            )
+
+
+class SupernetTrainer:
+    """Builds, trains, checkpoints and evaluates the supernet for `tfnas.Tuner`.
+
+    Args:
+        hypermodel: the user's hypermodel (built in supernet mode here).
+        oracle: the `WeightSharingOracle`.
+        directory: where the supernet checkpoint lives (inside the tuner's project).
+        distribution_strategy: a `tf.distribute` strategy, or None.
+        seed: seeds the data order.
+    """
+
+    def __init__(self, hypermodel, oracle: WeightSharingOracle, directory: str,
+                 distribution_strategy=None, seed: int = 0):  # fmt: skip
+        self.hypermodel = hypermodel
+        self.oracle = oracle
+        self.checkpoint = SupernetCheckpoint(directory)
+        self.distribution_strategy = distribution_strategy
+        self.seed = int(seed)
+        self.supernet: keras.Model | None = None
+        self.rule: MixingRule | None = None
+        self._train_data = None
+        self._validation_data = None
+        self._batch_size = 32
+        self._forward = None  # (supernet, its traced training-mode forward pass)
+
+    # --- Building -----------------------------------------------------------------------
+
+    def build(self) -> keras.Model:
+        """Builds the supernet and records the plain hyperparameters it freezes."""
+        if self.supernet is not None:
+            return self.supernet
+        from keras_tuner.src.engine.tuner import maybe_distribute
+
+        from tfnas.blocks.supernet import SupernetHyperParameters
+
+        rule = self.oracle.make_mixing_rule()
+        hp = SupernetHyperParameters(rule)
+        # The supernet's initial weights follow the oracle's seed, so that a resumed search
+        # ends where an uninterrupted one with the same seed does.
+        keras.utils.set_random_seed(self.seed)
+        with maybe_distribute(self.distribution_strategy):
+            supernet = self.oracle.stage_hypermodel(self.hypermodel).build(hp)
+        if not isinstance(supernet, keras.Model) or supernet.optimizer is None:
+            raise ValueError(
+                "A weight-sharing search needs build(hp) to return a compiled keras.Model. "
+                f"Received: {supernet!r}"
+            )
+        choices = choice_layers(supernet)
+        if not choices:
+            raise ValueError(
+                f"{type(self.oracle).__name__} found no choice point in the supernet: build "
+                "the space with tfnas.blocks choice points (layer_choice, input_choice, "
+                "attribute_choice, repeat); plain hp.Choice values cannot share weights."
+            )
+        decisions = {name for layer in choices for name in layer.decision_names}
+        frozen = {
+            p.name: hp.values[p.name]
+            for p in hp.space
+            if p.name not in decisions and p.name in hp.values
+        }
+        if frozen:
+            logger.warning(
+                "Weight sharing keeps these plain hyperparameters at the value the supernet "
+                "was built with (they are not searched): %s",
+                frozen,
+            )
+        self.oracle.frozen_values = frozen
+        config = supernet.get_compile_config() or {}
+        if self.oracle.paths_per_step > 1 or config.get("steps_per_execution", 1) != 1:
+            # One path setting per step needs one step per execution; several paths per
+            # batch accumulate their gradients into one update.
+            optimizer = dict(config["optimizer"])
+            optimizer["config"] = {
+                **optimizer["config"],
+                "gradient_accumulation_steps": self.oracle.paths_per_step
+                if self.oracle.paths_per_step > 1
+                else None,
+            }
+            with maybe_distribute(self.distribution_strategy):
+                supernet.compile_from_config(
+                    {**config, "optimizer": optimizer, "steps_per_execution": 1}
+                )
+        self.supernet, self.rule = supernet, rule
+        return supernet
+
+    # --- Data ---------------------------------------------------------------------------
+
+    def _set_data(self, x, y, validation_data, batch_size, validation_split):
+        import tensorflow as tf
+
+        self._batch_size = int(batch_size or 32)
+        if isinstance(x, tf.data.Dataset):
+            if validation_data is None:
+                raise ValueError(
+                    f"{type(self.oracle).__name__} needs validation data to rank candidates "
+                    "with the shared weights; with a tf.data.Dataset pass validation_data=... "
+                    "to search()."
+                )
+            self._train_data = x
+        else:
+            x, y = np.asarray(x), np.asarray(y)
+            if validation_data is None:
+                if not 0 < validation_split < 1:
+                    raise ValueError(
+                        "validation_split must be in (0, 1). Received: "
+                        f"validation_split={validation_split!r}"
+                    )
+                order = np.random.default_rng(self.seed).permutation(len(x))
+                cut = int(round(len(x) * (1 - validation_split)))
+                validation_data = (x[order[cut:]], y[order[cut:]])
+                x, y = x[order[:cut]], y[order[:cut]]
+            self._train_data = (x, y)
+        if isinstance(validation_data, tf.data.Dataset):
+            self._validation_data = validation_data
+        else:
+            vx, vy = validation_data[0], validation_data[1]
+            self._validation_data = tf.data.Dataset.from_tensor_slices(
+                (np.asarray(vx), np.asarray(vy))
+            ).batch(self._batch_size)
+
+    def _epoch_dataset(self, epoch: int):
+        import tensorflow as tf
+
+        if isinstance(self._train_data, tf.data.Dataset):
+            dataset = self._train_data
+        else:
+            x, y = self._train_data
+            dataset = (
+                tf.data.Dataset.from_tensor_slices((x, y))
+                .shuffle(len(x), seed=self.seed * 100_003 + epoch, reshuffle_each_iteration=False)
+                .batch(self._batch_size)
+            )
+        paths = self.oracle.paths_per_step
+        if paths > 1:
+            batches = int(dataset.cardinality())
+
+            @tf.autograph.experimental.do_not_convert
+            def repeat_batch(*batch):
+                return tf.data.Dataset.from_tensors(batch).repeat(paths)
+
+            dataset = dataset.flat_map(repeat_batch)
+            if batches > 0:
+                dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches * paths))
+        return dataset
+
+    def _training_dataset(self):
+        """One pass over the training split in the first epoch's order, one copy per batch."""
+        dataset = self._epoch_dataset(0)
+        if self.oracle.paths_per_step > 1:
+            dataset = dataset.shard(self.oracle.paths_per_step, 0)
+        return dataset
+
+    def _training_batches(self, count: int):
+        for batch in synchronous(self._training_dataset().take(count)):
+            yield batch[0] if isinstance(batch, tuple) else batch
+
+    # --- Training -----------------------------------------------------------------------
+
+    def train(self, x=None, y=None, *, epochs: int = 1, batch_size: int | None = None,
+              validation_data=None, validation_split: float = 0.2, callbacks=None,
+              verbose=1, **unused) -> None:  # fmt: skip
+        """Trains the supernet for `epochs`, resuming from its last checkpointed epoch.
+
+        Raises:
+            FloatingPointError: when the training loss is not finite; the checkpoint of the
+                last finished epoch is kept.
+        """
+        self._set_data(x, y, validation_data, batch_size, validation_split)
+        done = 0
+        if self.checkpoint.exists():
+            info = self.checkpoint.info()
+            done = int(info["epochs_done"])
+            # Only while supernet training was unfinished is the checkpoint the newer record
+            # of the oracle; afterwards oracle.json also holds what trials taught it. It is
+            # restored before building: the oracle's stage decides the supernet's shape.
+            if done > self.oracle.supernet_epochs_done:
+                self.oracle.set_training_state(info["oracle"])
+        supernet = self._connect()
+        if done:
+            self.checkpoint.restore(supernet, supernet_fingerprint(supernet))
+        for epoch in range(done, epochs):
+            if self.oracle.supernet_stop_reason is not None:
+                break
+            if self.oracle.start_supernet_stage(epoch, epochs):
+                self.supernet = None
+                supernet = self._connect()
+            dataset = self._epoch_dataset(epoch)
+            cardinality = int(dataset.cardinality())
+            steps = cardinality // self.oracle.paths_per_step if cardinality > 0 else None
+            prepare = _PrepareTrainingSteps(self.oracle, self.rule, epoch, epochs, steps)
+            history = supernet.fit(
+                dataset,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                callbacks=[
+                    prepare,
+                    _StopOnNonFiniteLoss(self.checkpoint, epoch, steps),
+                    *(callbacks or []),
+                ],
+                verbose=verbose,
+                shuffle=False,  # The dataset is shuffled per epoch, with a seed.
+            )
+            logs = {name: values[-1] for name, values in history.history.items()}
+            self.oracle.on_supernet_epoch_end(
+                epoch, self._batch_reward(), logs=logs, callbacks=callbacks
+            )
+            self.oracle.supernet_epochs_done = epoch + 1
+            self.checkpoint.save(
+                supernet, epoch + 1, supernet_fingerprint(supernet), self.oracle.training_state()
+            )
+        self.oracle.supernet_epochs_done = max(done, self.oracle.supernet_epochs_done)
+
+    def _connect(self) -> keras.Model:
+        """Builds the supernet and hands it and the data to the oracle."""
+        supernet = self.build()
+        training = self._training_dataset()
+        build_for_fit(supernet, training)
+        self.oracle.on_supernet_built(supernet, self._validation_data, training)
+        return supernet
+
+    def restore(self) -> None:
+        """Rebuilds the supernet from its checkpoint (e.g. in a new process after search)."""
+        supernet = self.build()
+        if not self.checkpoint.exists():
+            raise ValueError(
+                f"No trained supernet in {self.checkpoint.directory!r}: run search() first."
+            )
+        self.checkpoint.restore(supernet, supernet_fingerprint(supernet))
+
+    def _batch_reward(self) -> Callable[[dict], float]:
+        """`evaluate(values)`: a reward, higher is better, on the next validation batch.
+
+        The reward is the objective's metric (negated when minimized) when the model logs
+        it, else the negated loss.
+        """
+        iterator = None  # Made on first use: most strategies never call `evaluate`.
+        metric = self.oracle.objective.name.removeprefix("val_")
+        sign = -1.0 if self.oracle.objective.direction == "min" else 1.0
+
+        def evaluate(values: dict) -> float:
+            nonlocal iterator
+            if iterator is None:
+                iterator = iter(synchronous(self._validation_data.repeat()))
+            self.rule.set_architecture(values)
+            vx, vy = next(iterator)
+            results = self.supernet.test_on_batch(vx, vy, return_dict=True)
+            if metric in results:
+                return sign * float(results[metric])
+            return -float(results["loss"])
+
+        return evaluate
+
+    # --- Candidates ---------------------------------------------------------------------
+
+    def _recalibrate_batch_norm(self) -> None:
+        """Recalibrates the supernet's batch norm for the architecture now set."""
+        recalibrate_batch_norm(
+            self.supernet,
+            self._training_batches(self.oracle.bn_recalibration_batches),
+            self._training_forward(),
+        )
+
+    def _training_forward(self):
+        """`supernet(x, training=True)` for batch-norm recalibration: eager for the first
+        candidate, then a `tf.function` traced once per supernet.
+
+        The architecture is set through variables, so one trace serves every candidate:
+        measured on the tabular NAS-Bench-201 supernet, a candidate's evaluation (10
+        recalibration batches) takes 0.15-0.3 s traced against 1.2-1.5 s eager; tracing
+        costs about one eager evaluation, which a single candidate would not win back.
+        """
+        import tensorflow as tf
+
+        supernet = self.supernet
+        if self._forward is None or self._forward[0] is not supernet:
+            self._forward = (supernet, None)
+            return None  # recalibrate_batch_norm's eager default.
+        if self._forward[1] is None:
+            function = tf.function(
+                lambda x: supernet(x, training=True), reduce_retracing=True, autograph=False
+            )
+            self._forward = (supernet, function)
+        return self._forward[1]
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """Validation metrics of one architecture with the shared weights."""
+        self.rule.set_architecture(values)
+        if self.oracle.bn_recalibration_batches:
+            self._recalibrate_batch_norm()
+        results = self.supernet.evaluate(self._validation_data, return_dict=True, verbose=0)
+        return {f"val_{name}": float(value) for name, value in results.items()}
+
+    def export(self, values: Mapping[str, Any]) -> keras.Model:
+        """The fixed network of `values` with the supernet's (recalibrated) weights."""
+        self.rule.set_architecture(values)
+        if self.oracle.bn_recalibration_batches and self._train_data is not None:
+            self._recalibrate_batch_norm()
+        return collapse(self.supernet, values)
