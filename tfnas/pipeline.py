@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
 
 import keras
 import keras_tuner
 
 from tfnas import data as data_lib
-from tfnas import latency, oracles, spaces
+from tfnas import latency, oracles, spaces, validation
 from tfnas.architecture import Architecture
 from tfnas.cost import COST_METRICS
 from tfnas.engine.tuner import Tuner
@@ -25,11 +24,6 @@ from tfnas.results import pareto
 OUTPUT_FILES = ("best_model.keras", "best_model.tflite", "architecture.json", "results.json")
 PARETO_METRICS = ("val_accuracy", "flops")
 OBJECTIVE = "val_accuracy"
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1. Received: {name}={value!r}")
 
 
 def _json_number(value):
@@ -134,7 +128,7 @@ def run_search(
         ("latency_runs", latency_runs),
         ("num_threads", num_threads),
     ):
-        _check_positive_int(name, value)
+        validation.check_int(name, value, low=1)
     latency.tflite.check_quantize(quantize)
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError(

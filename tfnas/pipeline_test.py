@@ -43,8 +43,8 @@ def test_search_writes_the_four_outputs_and_resumes(tmp_path, capsys):
     [
         ({"space": "nasnet"}, "Received: space='nasnet'"),
         ({"oracle": "genetic"}, "Unknown oracle: 'genetic'"),
-        ({"max_trials": 0}, "max_trials must be an int >= 1. Received: max_trials=0"),
-        ({"epochs": -1}, "epochs must be an int >= 1. Received: epochs=-1"),
+        ({"max_trials": 0}, "max_trials must be >= 1. Received: max_trials=0"),
+        ({"epochs": -1}, "epochs must be >= 1. Received: epochs=-1"),
         ({"quantize": "int4"}, "Received: quantize='int4'"),
         ({"output_dir": ""}, "output_dir must be a non-empty path"),
         ({"dataset": "imagenet"}, "Unknown dataset: 'imagenet'"),

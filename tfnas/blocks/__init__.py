@@ -3,16 +3,12 @@
 from tfnas.blocks import ops, shared
 from tfnas.blocks.cells import darts_cell, nasbench201_cell
 from tfnas.blocks.choices import attribute_choice, input_choice, layer_choice, repeat
+from tfnas.blocks.rules import MixingRule, PathDropout, SinglePath, UniformMixture, candidate_index
 from tfnas.blocks.supernet import (
     InputChoice,
     LayerChoice,
-    MixingRule,
-    PathDropout,
-    SinglePath,
     SupernetHyperParameters,
-    UniformMixture,
     candidate_channels,
-    candidate_index,
     mixing_rule_of,
     partial_channel_divisor,
 )

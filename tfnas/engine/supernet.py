@@ -18,13 +18,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from tfnas.blocks.supernet import (
-    InputChoice,
-    LayerChoice,
-    MixingRule,
-    candidate_index,
-    reduce_tensors,
-)
+from tfnas.blocks.rules import MixingRule, candidate_index
+from tfnas.blocks.supernet import InputChoice, LayerChoice, reduce_tensors
 from tfnas.engine.fit import build_for_fit
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from tfnas import validation
 from tfnas.latency import tflite
 
 
@@ -118,8 +119,7 @@ def measure(
         ("warmup", warmup, 0),
         ("num_threads", num_threads, 1),
     ):
-        if not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}.")
+        validation.check_int(name, value, low=low)
 
     if isinstance(model_or_tflite, bytes | bytearray):
         _check_no_conversion_args(quantize, representative_data, "flatbuffer bytes")

@@ -87,10 +87,10 @@ def test_random_input_dtypes():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"runs": 0}, r"`runs` must be an integer >= 1\. Received: runs=0\."),
-        ({"warmup": -1}, r"`warmup` must be an integer >= 0\. Received: warmup=-1\."),
-        ({"num_threads": 0}, r"`num_threads` must be an integer >= 1\. Received: num_threads=0\."),
-        ({"runs": 2.5}, r"Received: runs=2\.5\."),
+        ({"runs": 0}, r"runs must be >= 1\. Received: runs=0"),
+        ({"warmup": -1}, r"warmup must be >= 0\. Received: warmup=-1"),
+        ({"num_threads": 0}, r"num_threads must be >= 1\. Received: num_threads=0"),
+        ({"runs": 2.5}, r"Received: runs=2\.5"),
         ({"quantize": "int4"}, r"Unknown quantize: 'int4'\. Received: quantize='int4'"),
     ],
 )

@@ -23,6 +23,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import base_tuner
 
+from tfnas import validation
 from tfnas.spaces import nasbench201
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
@@ -390,10 +391,8 @@ def run_oracle(
     Raises:
         ValueError: for a bad budget, metric or oracle.
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be an int >= 1. Received: budget={budget!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0. Received: seed={seed!r}")
+    validation.check_int("budget", budget, low=1)
+    validation.check_int("seed", seed, low=0)
     _check_accuracy(metric)
     if not isinstance(benchmark, TabularBenchmark):
         raise ValueError(f"benchmark must be a TabularBenchmark. Received: {benchmark!r}")

@@ -38,8 +38,8 @@ from typing import Any
 import keras_tuner
 from keras_tuner import errors
 
+from tfnas import validation
 from tfnas.cost import COST_METRICS, LATENCY_METRIC
-from tfnas.tuners import multi_trial
 
 # MnasNet's exponents (alpha, beta): alpha applies when the cost is within the target.
 MODES: dict[str, tuple[float, float]] = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
@@ -139,7 +139,7 @@ class MnasNetReward(keras_tuner.Objective):
                 f"overwrite one of them. Received: name={name!r}"
             )
         if mode is not None:
-            multi_trial.check_one_of("mode", mode, tuple(MODES))
+            validation.check_one_of("mode", mode, tuple(MODES))
             if alpha is not None or beta is not None:
                 raise ValueError(
                     f"Pass either mode or alpha/beta, not both. Received: mode={mode!r}, "
@@ -149,9 +149,9 @@ class MnasNetReward(keras_tuner.Objective):
         super().__init__(name=name, direction="max")
         self.accuracy = accuracy
         self.cost = cost
-        self.target = multi_trial.check_float("target", target, low=0, low_inclusive=False)
-        self.alpha = multi_trial.check_float("alpha", default_alpha if alpha is None else alpha)
-        self.beta = multi_trial.check_float("beta", default_beta if beta is None else beta, high=0)
+        self.target = validation.check_float("target", target, low=0, low_inclusive=False)
+        self.alpha = validation.check_float("alpha", default_alpha if alpha is None else alpha)
+        self.beta = validation.check_float("beta", default_beta if beta is None else beta, high=0)
 
     def reward(self, accuracy: float, cost: float) -> float:
         """The reward of one model from its accuracy and cost."""

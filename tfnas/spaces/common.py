@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from tfnas.validation import check_int
+
 
 def validate_common(input_shape, num_classes, learning_rate) -> None:
     """Checks the arguments every space takes, naming the bad one."""
@@ -19,12 +21,6 @@ def validate_common(input_shape, num_classes, learning_rate) -> None:
     check_int("num_classes", num_classes, 2)
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0. Received: learning_rate={learning_rate!r}")
-
-
-def check_int(name: str, value, low: int) -> None:
-    """Raises unless `value` is an int >= `low`, naming the argument."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}. Received: {name}={value!r}")
 
 
 def check_operations(operations, allowed) -> None:

@@ -16,12 +16,12 @@ import keras_tuner
 from tfnas.blocks import ops
 from tfnas.blocks.cells import darts_cell
 from tfnas.spaces.common import (
-    check_int,
     check_operations,
     classification_head,
     compile_classifier,
     validate_common,
 )
+from tfnas.validation import check_int
 
 # Genotypes as in the DARTS repository (`genotypes.py`): (operation, input state) pairs,
 # two per intermediate node.

@@ -74,7 +74,7 @@ def test_genotype_errors():
 def test_space_argument_errors():
     with pytest.raises(ValueError, match="init_channels must be even"):
         darts.DartsSpace(init_channels=5)
-    with pytest.raises(ValueError, match="num_cells must be an int >= 3. Received: num_cells=1"):
+    with pytest.raises(ValueError, match="num_cells must be >= 3. Received: num_cells=1"):
         darts.DartsSpace(num_cells=1)
     with pytest.raises(
         ValueError, match=r"operations must be a non-empty subset.*Received: operations=\['conv'\]"

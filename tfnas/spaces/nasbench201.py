@@ -17,12 +17,12 @@ import keras_tuner
 from tfnas.blocks import ops
 from tfnas.blocks.cells import nasbench201_cell
 from tfnas.spaces.common import (
-    check_int,
     check_operations,
     classification_head,
     compile_classifier,
     validate_common,
 )
+from tfnas.validation import check_int
 
 CELL_PREFIX = "cell"
 NUM_NODES = 4

@@ -35,7 +35,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfnas.blocks.supernet import LayerChoice, MixingRule, one_hot_architecture
+from tfnas import validation
+from tfnas.blocks.rules import MixingRule, one_hot_architecture
+from tfnas.blocks.supernet import LayerChoice
 from tfnas.engine.supernet import choice_layers, synchronous
 from tfnas.results import alpha_logging
 from tfnas.search import encoding
@@ -330,16 +332,16 @@ class DifferentiableOracle(WeightSharingOracle):
         arch_weight_decay: float = 1e-3,
         **kwargs,
     ):
-        self.arch_learning_rate = multi_trial.check_float(
+        self.arch_learning_rate = validation.check_float(
             "arch_learning_rate", arch_learning_rate, low=0.0, low_inclusive=False
         )
-        self.arch_beta_1 = multi_trial.check_float(
+        self.arch_beta_1 = validation.check_float(
             "arch_beta_1", arch_beta_1, low=0.0, high=1.0, high_inclusive=False
         )
-        self.arch_beta_2 = multi_trial.check_float(
+        self.arch_beta_2 = validation.check_float(
             "arch_beta_2", arch_beta_2, low=0.0, high=1.0, high_inclusive=False
         )
-        self.arch_weight_decay = multi_trial.check_float(
+        self.arch_weight_decay = validation.check_float(
             "arch_weight_decay", arch_weight_decay, low=0.0
         )
         self._alphas: dict[str, list[float]] = {}
@@ -840,7 +842,7 @@ class DARTS(DifferentiableOracle):
         self.unrolled_learning_rate = (
             None
             if unrolled_learning_rate is None
-            else multi_trial.check_float(
+            else validation.check_float(
                 "unrolled_learning_rate", unrolled_learning_rate, low=0.0, low_inclusive=False
             )
         )
@@ -948,13 +950,13 @@ class DARTSPlus(DARTS):
         normal_scope: str = "normal/",
         **kwargs,
     ):
-        self.max_skip_connections = multi_trial.check_int(
+        self.max_skip_connections = validation.check_int(
             "max_skip_connections", max_skip_connections, low=1
         )
         self.stable_epochs = (
             None
             if stable_epochs is None
-            else multi_trial.check_int("stable_epochs", stable_epochs, low=1)
+            else validation.check_int("stable_epochs", stable_epochs, low=1)
         )
         self.skip_op = skip_op
         self.normal_scope = normal_scope
@@ -1027,7 +1029,7 @@ class PDARTS(DARTS):
         normal_scope: str = "normal/",
         **kwargs,
     ):
-        keep = [multi_trial.check_int("keep", k, low=1) for k in keep]
+        keep = [validation.check_int("keep", k, low=1) for k in keep]
         if any(a <= b for a, b in zip(keep, keep[1:])):
             raise ValueError(f"keep must decrease from stage to stage. Received: keep={keep}")
         self.keep = keep
@@ -1049,7 +1051,7 @@ class PDARTS(DARTS):
                 f"skip_dropout must give {self.num_stages} rates in [0, 1) (one per stage). "
                 f"Received: skip_dropout={list(skip_dropout)}"
             )
-        self.max_skip_connections = multi_trial.check_int(
+        self.max_skip_connections = validation.check_int(
             "max_skip_connections", max_skip_connections, low=0
         )
         self.skip_op = skip_op

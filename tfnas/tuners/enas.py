@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from tfnas.blocks.supernet import MixingRule
+from tfnas import validation
+from tfnas.blocks.rules import MixingRule
 from tfnas.search import encoding
-from tfnas.tuners import multi_trial
 from tfnas.tuners.reinforce import Controller
 from tfnas.tuners.weight_sharing import WeightSharingOracle
 
@@ -94,7 +94,7 @@ class ENAS(WeightSharingOracle):
         init_range: float = 0.1,
         **kwargs,
     ):
-        self.controller_steps = multi_trial.check_int("controller_steps", controller_steps, low=1)
+        self.controller_steps = validation.check_int("controller_steps", controller_steps, low=1)
         # Validated by the Controller, built in `super().__init__` (`_make_algorithm`).
         self._controller_args = {
             "hidden_size": hidden_size,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tfnas import validation
 from tfnas.search import encoding
 from tfnas.tuners import multi_trial
 
@@ -35,8 +36,8 @@ class AgingEvolution(multi_trial.SearchAlgorithm):
 
     def __init__(self, population_size: int = 20, sample_size: int = 5, seed: int | None = None):
         super().__init__(seed)
-        self.population_size = multi_trial.check_int("population_size", population_size, low=2)
-        sample_size = multi_trial.check_int("sample_size", sample_size)
+        self.population_size = validation.check_int("population_size", population_size, low=2)
+        sample_size = validation.check_int("sample_size", sample_size)
         if not 1 <= sample_size <= population_size:
             raise ValueError(
                 f"sample_size must be in [1, population_size={population_size}]. "

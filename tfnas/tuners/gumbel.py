@@ -27,10 +27,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfnas import cost
+from tfnas import cost, validation
 from tfnas.blocks.supernet import LayerChoice
 from tfnas.engine.supernet import choice_layers
-from tfnas.tuners import multi_trial
 from tfnas.tuners.differentiable import DifferentiableOracle, SoftmaxMixture
 
 
@@ -198,7 +197,7 @@ class SNAS(_GumbelOracle):
         resource_weight: float = 0.0,
         **kwargs,
     ):
-        self.resource_weight = multi_trial.check_float("resource_weight", resource_weight, low=0.0)
+        self.resource_weight = validation.check_float("resource_weight", resource_weight, low=0.0)
         self._candidate_macs: list[tuple[str, np.ndarray]] = []
         super().__init__(objective, max_trials, temperature=temperature, **kwargs)
 

@@ -23,6 +23,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from tfnas import validation
 from tfnas.search import encoding
 
 TrialStatus = trial_module.TrialStatus
@@ -30,53 +31,6 @@ IsSeen = Callable[[encoding.Values], bool]
 
 # Architectures `first_unseen` scans before declaring a space exhausted.
 _EXHAUSTIVE_SCAN_LIMIT = 20_000
-
-
-def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    """Returns `value` if it is an int in `[low, high]`, else raises a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer. Received: {name}={value!r}")
-    _check_range(name, value, low, high)
-    return int(value)
-
-
-def check_float(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-) -> float:
-    """Returns `value` as a float if it is a finite number in range, else raises ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a number. Received: {name}={value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite. Received: {name}={value!r}")
-    _check_range(name, value, low, high, low_inclusive, high_inclusive)
-    return float(value)
-
-
-def check_one_of(name: str, value: Any, options: tuple) -> Any:
-    """Returns `value` if it is one of `options`, else raises a ValueError naming it."""
-    if value not in options:
-        raise ValueError(f"{name} must be one of {list(options)}. Received: {name}={value!r}")
-    return value
-
-
-def _check_range(name, value, low, high, low_inclusive=True, high_inclusive=True):
-    too_low = low is not None and (value < low if low_inclusive else value <= low)
-    too_high = high is not None and (value > high if high_inclusive else value >= high)
-    if not (too_low or too_high):
-        return
-    if low is not None and high is not None:
-        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
-        requirement = f"in {interval}"
-    elif low is not None:
-        requirement = f"{'>=' if low_inclusive else '>'} {low}"
-    else:
-        requirement = f"{'<=' if high_inclusive else '<'} {high}"
-    raise ValueError(f"{name} must be {requirement}. Received: {name}={value!r}")
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -226,7 +180,7 @@ class MultiTrialOracle(keras_tuner.Oracle):
         num_bins: int = 10,
     ):
         if max_trials is not None:
-            check_int("max_trials", max_trials, low=1)
+            validation.check_int("max_trials", max_trials, low=1)
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -239,9 +193,9 @@ class MultiTrialOracle(keras_tuner.Oracle):
         )
         if seed is not None:
             # `Oracle.__init__` does `seed or random.randint(...)`, which discards seed=0.
-            self.seed = self._seed_state = check_int("seed", seed)
+            self.seed = self._seed_state = validation.check_int("seed", seed)
         self.allow_duplicates = bool(allow_duplicates)
-        self.num_bins = check_int("num_bins", num_bins, low=2)
+        self.num_bins = validation.check_int("num_bins", num_bins, low=2)
         self.algorithm = self._make_algorithm(self.seed)
         # Trial ids whose outcome the algorithm has observed, in observation order.
         self._observed: list[str] = []

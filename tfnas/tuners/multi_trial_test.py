@@ -4,6 +4,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from tfnas import validation
 from tfnas.search import encoding
 from tfnas.tuners import multi_trial
 from tfnas.tuners import multi_trial_testing as testing
@@ -37,17 +38,17 @@ class FirstUnseenOracle(multi_trial.MultiTrialOracle):
 
 def test_check_helpers_name_argument_and_value():
     with pytest.raises(ValueError, match=r"^size must be >= 2\. Received: size=1$"):
-        multi_trial.check_int("size", 1, low=2)
+        validation.check_int("size", 1, low=2)
     with pytest.raises(ValueError, match=r"size must be an integer\. Received: size=2\.5"):
-        multi_trial.check_int("size", 2.5)
+        validation.check_int("size", 2.5)
     with pytest.raises(ValueError, match=r"size must be an integer\. Received: size=True"):
-        multi_trial.check_int("size", True)
+        validation.check_int("size", True)
     with pytest.raises(ValueError, match=r"decay must be in \[0, 1\)\. Received: decay=1"):
-        multi_trial.check_float("decay", 1, low=0, high=1, high_inclusive=False)
+        validation.check_float("decay", 1, low=0, high=1, high_inclusive=False)
     with pytest.raises(ValueError, match=r"rate must be finite\. Received: rate=nan"):
-        multi_trial.check_float("rate", float("nan"))
+        validation.check_float("rate", float("nan"))
     with pytest.raises(ValueError, match=r"kind must be one of \['a', 'b'\]\. Received: kind='c'"):
-        multi_trial.check_one_of("kind", "c", ("a", "b"))
+        validation.check_one_of("kind", "c", ("a", "b"))
     with pytest.raises(ValueError, match=r"num_bins must be >= 2\. Received: num_bins=1"):
         FirstUnseenOracle(num_bins=1)
 

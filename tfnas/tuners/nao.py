@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tfnas import validation
 from tfnas.search import encoding, numpy_nn
 from tfnas.tuners import multi_trial
 
@@ -79,20 +80,20 @@ class ArchitectureOptimizer(multi_trial.SearchAlgorithm):
         seed: int | None = None,
     ):
         super().__init__(seed)
-        self.num_initial = multi_trial.check_int("num_initial", num_initial, low=2)
-        self.batch_size = multi_trial.check_int("batch_size", batch_size, low=1)
-        self.num_seeds = multi_trial.check_int("num_seeds", num_seeds, low=1)
-        self.embedding_size = multi_trial.check_int("embedding_size", embedding_size, low=1)
-        self.hidden_size = multi_trial.check_int("hidden_size", hidden_size, low=1)
-        self.train_steps = multi_trial.check_int("train_steps", train_steps, low=1)
-        self.learning_rate = multi_trial.check_float(
+        self.num_initial = validation.check_int("num_initial", num_initial, low=2)
+        self.batch_size = validation.check_int("batch_size", batch_size, low=1)
+        self.num_seeds = validation.check_int("num_seeds", num_seeds, low=1)
+        self.embedding_size = validation.check_int("embedding_size", embedding_size, low=1)
+        self.hidden_size = validation.check_int("hidden_size", hidden_size, low=1)
+        self.train_steps = validation.check_int("train_steps", train_steps, low=1)
+        self.learning_rate = validation.check_float(
             "learning_rate", learning_rate, low=0, low_inclusive=False
         )
-        self.predictor_weight = multi_trial.check_float(
+        self.predictor_weight = validation.check_float(
             "predictor_weight", predictor_weight, low=0, high=1
         )
-        self.step_size = multi_trial.check_float("step_size", step_size, low=0, low_inclusive=False)
-        self.max_ascent_steps = multi_trial.check_int("max_ascent_steps", max_ascent_steps, low=1)
+        self.step_size = validation.check_float("step_size", step_size, low=0, low_inclusive=False)
+        self.max_ascent_steps = validation.check_int("max_ascent_steps", max_ascent_steps, low=1)
         self.params: numpy_nn.Params = {}
         self.mean, self.std = 0.0, 1.0
         self.queue: list[encoding.Values] = []

@@ -20,7 +20,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from tfnas.blocks.supernet import LayerChoice, MixingRule, PathDropout, SinglePath
+from tfnas import validation
+from tfnas.blocks.rules import MixingRule, PathDropout, SinglePath
+from tfnas.blocks.supernet import LayerChoice
 from tfnas.search import encoding
 from tfnas.tuners import evolution, multi_trial
 from tfnas.tuners.weight_sharing import WeightSharingOracle
@@ -128,7 +130,7 @@ class OneShot(WeightSharingOracle):
     """
 
     def __init__(self, *args, max_drop_rate: float = 0.5, **kwargs):
-        self.max_drop_rate = multi_trial.check_float(
+        self.max_drop_rate = validation.check_float(
             "max_drop_rate", max_drop_rate, low=0.0, high=1.0, high_inclusive=False
         )
         super().__init__(*args, **kwargs)

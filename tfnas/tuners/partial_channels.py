@@ -29,17 +29,17 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfnas import validation
 from tfnas.blocks.shared import exportable
 from tfnas.blocks.supernet import InputChoice, LayerChoice, check_partial_channels
 from tfnas.results import alpha_logging
-from tfnas.tuners import multi_trial
 from tfnas.tuners.differentiable import DARTS, SoftmaxMixture
 
 __all__ = ["PCDARTS", "PartialChannelMixture", "channel_shuffle"]
 
 
 def _check_partial_channels(value: Any) -> int:
-    return multi_trial.check_int("partial_channels", value, low=1)
+    return validation.check_int("partial_channels", value, low=1)
 
 
 def _check_edge_normalization(value: Any) -> bool:

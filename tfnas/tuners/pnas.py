@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tfnas import validation
 from tfnas.search import encoding, numpy_nn
 from tfnas.tuners import multi_trial
 
@@ -168,13 +169,11 @@ class ProgressiveSearch(multi_trial.SearchAlgorithm):
         seed: int | None = None,
     ):
         super().__init__(seed)
-        self.beam_width = multi_trial.check_int("beam_width", beam_width, low=1)
-        self.num_candidates = multi_trial.check_int(
-            "num_candidates", num_candidates, low=beam_width
-        )
+        self.beam_width = validation.check_int("beam_width", beam_width, low=1)
+        self.num_candidates = validation.check_int("num_candidates", num_candidates, low=beam_width)
         self.initial_width = beam_width
         if initial_width is not None:
-            self.initial_width = multi_trial.check_int("initial_width", initial_width, low=1)
+            self.initial_width = validation.check_int("initial_width", initial_width, low=1)
         if block_of is not None and not callable(block_of):
             raise ValueError(
                 f"block_of must be a callable mapping a hyperparameter name to a block name. "
@@ -182,14 +181,14 @@ class ProgressiveSearch(multi_trial.SearchAlgorithm):
             )
         self.block_of = block_of or default_block_of
         self.surrogate = Surrogate(
-            kind=multi_trial.check_one_of("surrogate", surrogate, ("mlp", "ridge")),
-            ensemble_size=multi_trial.check_int("ensemble_size", ensemble_size, low=1),
-            hidden_size=multi_trial.check_int("hidden_size", hidden_size, low=1),
-            train_steps=multi_trial.check_int("train_steps", train_steps, low=1),
-            learning_rate=multi_trial.check_float(
+            kind=validation.check_one_of("surrogate", surrogate, ("mlp", "ridge")),
+            ensemble_size=validation.check_int("ensemble_size", ensemble_size, low=1),
+            hidden_size=validation.check_int("hidden_size", hidden_size, low=1),
+            train_steps=validation.check_int("train_steps", train_steps, low=1),
+            learning_rate=validation.check_float(
                 "learning_rate", learning_rate, low=0, low_inclusive=False
             ),
-            l2=multi_trial.check_float("l2", l2, low=0),
+            l2=validation.check_float("l2", l2, low=0),
         )
         # Number of blocks expanded so far (0: not started).
         self.stage = 0

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tfnas import validation
 from tfnas.search import encoding, numpy_nn
 from tfnas.tuners import multi_trial
 
@@ -63,16 +64,16 @@ class Controller(multi_trial.SearchAlgorithm):
         seed: int | None = None,
     ):
         super().__init__(seed)
-        self.hidden_size = multi_trial.check_int("hidden_size", hidden_size, low=1)
-        self.learning_rate = multi_trial.check_float(
+        self.hidden_size = validation.check_int("hidden_size", hidden_size, low=1)
+        self.learning_rate = validation.check_float(
             "learning_rate", learning_rate, low=0, low_inclusive=False
         )
-        self.optimizer_name = multi_trial.check_one_of("optimizer", optimizer, ("adam", "sgd"))
-        self.baseline_decay = multi_trial.check_float(
+        self.optimizer_name = validation.check_one_of("optimizer", optimizer, ("adam", "sgd"))
+        self.baseline_decay = validation.check_float(
             "baseline_decay", baseline_decay, low=0, high=1, high_inclusive=False
         )
-        self.entropy_weight = multi_trial.check_float("entropy_weight", entropy_weight, low=0)
-        self.init_range = multi_trial.check_float("init_range", init_range, low=0)
+        self.entropy_weight = validation.check_float("entropy_weight", entropy_weight, low=0)
+        self.init_range = validation.check_float("init_range", init_range, low=0)
         self.optimizer = numpy_nn.Adam(learning_rate, use_adam=optimizer == "adam")
         self.params: numpy_nn.Params = {}
         self.baseline: float | None = None

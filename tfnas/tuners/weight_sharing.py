@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tfnas import validation
 from tfnas.cost import COST_METRICS, LATENCY_METRIC
 from tfnas.search import encoding
 from tfnas.tuners import multi_trial
@@ -29,7 +30,7 @@ from tfnas.tuners import multi_trial
 if TYPE_CHECKING:
     import keras
 
-    from tfnas.blocks.supernet import MixingRule
+    from tfnas.blocks.rules import MixingRule
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
             **kwargs,
         )
         self.constraints = _check_constraints(constraints)
-        self.bn_recalibration_batches = multi_trial.check_int(
+        self.bn_recalibration_batches = validation.check_int(
             "bn_recalibration_batches", bn_recalibration_batches, low=0
         )
         self.training_rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
@@ -89,7 +90,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
 
     def make_mixing_rule(self) -> MixingRule:
         """The rule the supernet is built with (default: one sampled path per step)."""
-        from tfnas.blocks.supernet import SinglePath
+        from tfnas.blocks.rules import SinglePath
 
         return SinglePath()
 

@@ -1,0 +1,60 @@
+"""The argument checks every tfnas constructor uses: one message format for all.
+
+Each check returns the value (converted) or raises a `ValueError` that names the argument
+and what was received, e.g. `population_size must be >= 2. Received: population_size=1`.
+Plain Python and numpy: importing it does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """Returns `value` if it is an int in `[low, high]`, else raises a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer. Received: {name}={value!r}")
+    _check_range(name, value, low, high)
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Returns `value` as a float if it is a finite number in range, else raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number. Received: {name}={value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite. Received: {name}={value!r}")
+    _check_range(name, value, low, high, low_inclusive, high_inclusive)
+    return float(value)
+
+
+def check_one_of(name: str, value: Any, options: tuple) -> Any:
+    """Returns `value` if it is one of `options`, else raises a ValueError naming it."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {list(options)}. Received: {name}={value!r}")
+    return value
+
+
+def _check_range(name, value, low, high, low_inclusive=True, high_inclusive=True):
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if not (too_low or too_high):
+        return
+    if low is not None and high is not None:
+        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        requirement = f"in {interval}"
+    elif low is not None:
+        requirement = f"{'>=' if low_inclusive else '>'} {low}"
+    else:
+        requirement = f"{'<=' if high_inclusive else '<'} {high}"
+    raise ValueError(f"{name} must be {requirement}. Received: {name}={value!r}")
