@@ -202,15 +202,15 @@ class SupernetCheckpoint:
 
 
 class _PrepareTrainingSteps(keras.callbacks.Callback):
-    """Lets the oracle set the mixing rule before every training step."""
+    """Calls `trainer.prepare_step` before every training step."""
 
-    def __init__(self, oracle, rule, epoch: int, epochs: int, steps_per_epoch: int | None):
+    def __init__(self, trainer, epoch: int, epochs: int, steps_per_epoch: int | None):
         super().__init__()
-        self.oracle, self.rule = oracle, rule
+        self.trainer = trainer
         self.epoch, self.epochs, self.steps_per_epoch = epoch, epochs, steps_per_epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        paths = self.oracle.paths_per_step
+        paths = self.trainer.oracle.paths_per_step
         step_in_epoch, path = divmod(batch, paths)
         if self.steps_per_epoch:
             progress = (self.epoch + step_in_epoch / self.steps_per_epoch) / self.epochs
@@ -218,7 +218,7 @@ class _PrepareTrainingSteps(keras.callbacks.Callback):
         else:
             progress = self.epoch / self.epochs
             step = step_in_epoch
-        self.oracle.prepare_training_step(self.rule, step, path, min(progress, 1.0))
+        self.trainer.prepare_step(step, path, min(progress, 1.0))
 
 
 class _StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -438,7 +438,7 @@ class SupernetTrainer:
             dataset = self._epoch_dataset(epoch)
             cardinality = int(dataset.cardinality())
             steps = cardinality // self.oracle.paths_per_step if cardinality > 0 else None
-            prepare = _PrepareTrainingSteps(self.oracle, self.rule, epoch, epochs, steps)
+            prepare = _PrepareTrainingSteps(self, epoch, epochs, steps)
             history = supernet.fit(
                 dataset,
                 epochs=epoch + 1,
@@ -468,6 +468,16 @@ class SupernetTrainer:
         build_for_fit(supernet, training)
         self.oracle.on_supernet_built(supernet, self._validation_data, training)
         return supernet
+
+    def prepare_step(self, step: int, path: int, progress: float) -> None:
+        """Before each weight step: the oracle sets the rule for the step's path.
+
+        Args:
+            step: the global step, counted over all epochs.
+            path: which of the oracle's `paths_per_step` architectures of this batch.
+            progress: fraction of the supernet training done, in [0, 1).
+        """
+        self.oracle.prepare_training_step(self.rule, step, path, progress)
 
     def restore(self) -> None:
         """Rebuilds the supernet from its checkpoint (e.g. in a new process after search)."""

@@ -11,8 +11,9 @@ import tensorflow as tf
 import tfnas
 from tfnas import blocks
 from tfnas.blocks.supernet import SupernetHyperParameters
+from tfnas.engine import testing as weight_sharing_testing
 from tfnas.engine.supernet import choice_layers
-from tfnas.tuners import differentiable, weight_sharing_testing
+from tfnas.tuners import differentiable
 from tfnas.tuners.differentiable_testing import (
     classification_data,
     depth_only,

@@ -12,8 +12,9 @@ import tfnas
 from tfnas import blocks
 from tfnas.blocks.supernet import SupernetHyperParameters
 from tfnas.blocks.testing import run_layer_test
+from tfnas.engine import testing as weight_sharing_testing
 from tfnas.engine.supernet import collapse
-from tfnas.tuners import differentiable, partial_channels, weight_sharing_testing
+from tfnas.tuners import differentiable, partial_channels
 from tfnas.tuners.differentiable_testing import depth_only, supernet
 
 K = 4
