@@ -30,23 +30,113 @@ def module_label(path: pathlib.Path) -> str:
     return f"//{path.parent.relative_to(ROOT).as_posix()}:{rule_name(path)}"
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement at any depth, except those under `if TYPE_CHECKING:`."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            children = node.orelse
+        else:
+            children = list(ast.iter_child_nodes(node))
+        for child in children:
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def module_file(dotted: str) -> pathlib.Path | None:
+    """The file of a tfnas module (`x.py` or `x/__init__.py`), or None if there is none."""
+    parts = dotted.split(".")
+    module = ROOT.joinpath(*parts).with_suffix(".py")
+    package = ROOT.joinpath(*parts, "__init__.py")
+    return module if module.exists() else package if package.exists() else None
+
+
+def imported_modules(path: pathlib.Path) -> set[pathlib.Path]:
+    """The files of the tfnas modules that `path` imports at run time.
+
+    `import tfnas.a.b` and `from tfnas.a import b` depend on `tfnas.a.b` when `b` is a module;
+    `from tfnas.a import name` depends on the package `tfnas.a` (its `__init__.py`) only when
+    `name` is not a submodule, i.e. when the package's own code is what is imported. Imports
+    under `if TYPE_CHECKING:` are not run and are ignored.
+    """
+    # The package a relative import starts from (for `__init__.py`, the package itself).
+    package_parts = list(path.relative_to(ROOT).with_suffix("").parts)[:-1]
+    targets = set()
+    for node in runtime_imports(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+            candidates = [[name] for name in names]
+        else:
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            candidates = [[f"{module}.{alias.name}", module] for alias in node.names]
+        for options in candidates:
+            for name in options:
+                if name != "tfnas" and not name.startswith("tfnas."):
+                    break
+                target = module_file(name)
+                if target is not None:
+                    if target != path:
+                        targets.add(target)
+                    break
+    return targets
+
+
+def modules() -> list[pathlib.Path]:
+    """Every non-test module of tfnas (`*_test.py` excluded, `*_testing.py` included)."""
+    return sorted(
+        p
+        for p in PACKAGE.rglob("*.py")
+        if "__pycache__" not in p.parts and not p.name.endswith("_test.py")
+    )
+
+
+def import_cycle() -> list[str] | None:
+    """Returns one cycle of the tfnas import graph as module names (first repeated last)."""
+    graph = {p: sorted(imported_modules(p)) for p in modules()}
+    state: dict[pathlib.Path, int] = {}  # 1: on the stack, 2: done.
+    stack: list[pathlib.Path] = []
+
+    def name(p: pathlib.Path) -> str:
+        parts = p.relative_to(ROOT).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    def visit(node: pathlib.Path) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :] + [dep]
+                return [name(p) for p in cycle]
+            if dep not in state and (found := visit(dep)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
 def internal_deps(path: pathlib.Path) -> list[str]:
-    """Labels of the tfnas modules `path` imports."""
-    deps = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tfnas"):
-            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names if alias.name.startswith("tfnas")]
-        for name in names:
-            parts = name.split(".")
-            module = ROOT.joinpath(*parts).with_suffix(".py")
-            package = ROOT.joinpath(*parts, "__init__.py")
-            target = module if module.exists() else package if package.exists() else None
-            if target is not None and target != path:
-                deps.add(module_label(target))
-    return sorted(deps)
+    """Labels of the tfnas modules `path` imports (resolved as `imported_modules` does)."""
+    return sorted({module_label(target) for target in imported_modules(path)})
 
 
 def build_file(directory: pathlib.Path) -> str:

@@ -18,6 +18,11 @@ to `HyperParameters.space`, so the decision list only ever grows at its end and 
 index and key stay valid.
 
 An architecture is the KerasTuner `{name: value}` dict of active values (JSON in, JSON out).
+
+This module does not import KerasTuner: it reads hyperparameters through their public
+attributes and methods (`name`, `conditions`, `default`, `values`, `min_value`, `max_value`,
+`value_to_prob`, `prob_to_value`, `value`) and tells their types apart by class name, so the
+algorithm cores stay free of TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,12 +31,28 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from keras_tuner.engine import hyperparameters as hp_module
+
+if TYPE_CHECKING:
+    from keras_tuner.engine import hyperparameters as hp_module
 
 Values = dict[str, Any]
+
+# The KerasTuner hyperparameter classes this module knows, by name.
+_KINDS = ("Boolean", "Choice", "Int", "Float", "Fixed")
+
+
+def _kind(hp: hp_module.HyperParameter) -> str | None:
+    """Returns the KerasTuner class `hp` is (or derives from), by name; None if none of them.
+
+    Names rather than `isinstance`, so this module needs no `keras_tuner` import.
+    """
+    for cls in type(hp).__mro__:
+        if cls.__name__ in _KINDS:
+            return cls.__name__
+    return None
 
 
 def values_key(values: Values) -> str:
@@ -88,13 +109,14 @@ class Decision:
     def accepts(self, value: Any) -> bool:
         """Whether `value` is a legal value of the hyperparameter (not only a candidate)."""
         hp = self.hp
-        if isinstance(hp, hp_module.Boolean):
+        kind = _kind(hp)
+        if kind == "Boolean":
             return isinstance(value, bool)
-        if isinstance(hp, hp_module.Choice):
+        if kind == "Choice":
             return any(type(value) is type(c) and value == c for c in hp.values)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        if isinstance(hp, hp_module.Int) and not float(value).is_integer():
+        if kind == "Int" and not float(value).is_integer():
             return False
         return hp.min_value <= value <= hp.max_value
 
@@ -105,7 +127,7 @@ class Decision:
                 return i
         if not self.accepts(value):
             return self.index_of(self.hp.default)
-        if isinstance(self.hp, (hp_module.Int, hp_module.Float)):
+        if _kind(self.hp) in ("Int", "Float"):
             # Nearest in the hyperparameter's own [0, 1] scale, so log sampling is respected.
             prob = self.hp.value_to_prob(value)
             distances = [abs(self.hp.value_to_prob(c) - prob) for c in self.candidates]
@@ -114,14 +136,15 @@ class Decision:
 
 
 def _candidates(hp: hp_module.HyperParameter, num_bins: int) -> tuple:
-    if isinstance(hp, hp_module.Boolean):
+    kind = _kind(hp)
+    if kind == "Boolean":
         return (False, True)
-    if isinstance(hp, hp_module.Choice):
+    if kind == "Choice":
         return tuple(hp.values)
-    if isinstance(hp, (hp_module.Int, hp_module.Float)):
+    if kind in ("Int", "Float"):
         values = {hp.prob_to_value((i + 0.5) / num_bins) for i in range(num_bins)}
         values.add(hp.default)
-        cast = int if isinstance(hp, hp_module.Int) else float
+        cast = int if kind == "Int" else float
         return tuple(sorted(cast(v) for v in values))
     raise TypeError(f"Unsupported hyperparameter type: {hp!r}.")
 
@@ -154,7 +177,7 @@ class SpaceEncoding:
         self._walk: list[tuple[hp_module.HyperParameter, Decision | None]] = []
         offset = 0
         for hp in hyperparameters.space:
-            if isinstance(hp, hp_module.Fixed):
+            if _kind(hp) == "Fixed":
                 self._walk.append((hp, None))
                 continue
             candidates = _candidates(hp, num_bins)

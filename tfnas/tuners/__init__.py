@@ -1,8 +1,7 @@
-"""Search strategies: one module per family, each a KerasTuner oracle (see `tfnas.oracles`)."""
+"""KerasTuner oracle adapters: one module per strategy family.
 
-from tfnas.tuners.evolution import RegularizedEvolution
-from tfnas.tuners.nao import NAO
-from tfnas.tuners.pnas import PNAS
-from tfnas.tuners.reinforce import Reinforce
-
-__all__ = ["NAO", "PNAS", "RegularizedEvolution", "Reinforce"]
+Each oracle adapts a Keras-free algorithm core of `tfnas.search`. `tfnas.oracles` is the one
+registry of every oracle and its `--oracle` name: import oracles from there
+(`tfnas.oracles.RegularizedEvolution`) or from their own module. This package imports nothing,
+so loading one oracle module does not load the others.
+"""

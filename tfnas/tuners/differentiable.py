@@ -40,8 +40,7 @@ from tfnas.blocks.rules import MixingRule, one_hot_architecture
 from tfnas.blocks.supernet import LayerChoice
 from tfnas.engine.supernet import choice_layers, synchronous
 from tfnas.results import alpha_logging
-from tfnas.search import encoding
-from tfnas.tuners import multi_trial
+from tfnas.search import base, encoding
 from tfnas.tuners.weight_sharing import WeightSharingOracle
 
 logger = logging.getLogger(__name__)
@@ -284,7 +283,7 @@ class SoftmaxMixture(MixingRule):
         }
 
 
-class _Derivation(multi_trial.SearchAlgorithm):
+class _Derivation(base.SearchAlgorithm):
     """Proposes the derived architecture, then samples from the learned distributions."""
 
     def __init__(self, oracle: DifferentiableOracle, seed: int | None = None):

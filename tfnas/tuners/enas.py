@@ -35,7 +35,7 @@ import numpy as np
 from tfnas import validation
 from tfnas.blocks.rules import MixingRule
 from tfnas.search import encoding
-from tfnas.tuners.reinforce import Controller
+from tfnas.search.reinforce import Controller
 from tfnas.tuners.weight_sharing import WeightSharingOracle
 
 logger = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
-"""What every multi-trial strategy shares: the algorithm protocol and the Oracle adapter.
+"""The Oracle adapter every multi-trial strategy shares.
 
 A strategy is split in two (design principle 4):
 
-* a `SearchAlgorithm`: a small object with explicit state that proposes architectures
-  (`propose`) and learns from their rewards (`observe`); it knows nothing of Keras, trials or
-  files and is tested on its own;
+* a `tfnas.search.base.SearchAlgorithm`: a small object with explicit state that proposes
+  architectures (`propose`) and learns from their rewards (`observe`); it knows nothing of
+  Keras, trials or files and is tested on its own;
 * a `MultiTrialOracle` subclass: a `keras_tuner.Oracle` that only adapts the algorithm: it
   encodes the (possibly growing) search space, deduplicates proposals, turns finished trials
   into rewards (failed trials and NaN objectives are not learned from), and keeps the
@@ -16,126 +16,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from typing import Any
 
 import keras_tuner
-import numpy as np
 from keras_tuner.engine import trial as trial_module
 
 from tfnas import validation
-from tfnas.search import encoding
+from tfnas.search import base, encoding
 
 TrialStatus = trial_module.TrialStatus
-IsSeen = Callable[[encoding.Values], bool]
-
-# Architectures `first_unseen` scans before declaring a space exhausted.
-_EXHAUSTIVE_SCAN_LIMIT = 20_000
-
-
-def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    """Returns the JSON-able state of a numpy generator (Python ints are arbitrary size)."""
-    return rng.bit_generator.state
-
-
-def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """Inverse of `rng_state`."""
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state
-    return rng
-
-
-class SearchAlgorithm:
-    """Base class of a multi-trial search algorithm: explicit state, no Keras.
-
-    Subclasses implement `propose` and `observe`, and extend `get_state` / `set_state` with
-    everything they learn. The random state lives in `self.rng`.
-
-    Args:
-        seed: Seed of `self.rng`.
-
-    Example:
-
-    ```python
-    algorithm = tfnas.tuners.evolution.AgingEvolution(population_size=10, sample_size=3)
-    space = SpaceEncoding(hp)
-    values = algorithm.propose(space, is_seen=lambda v: False)
-    algorithm.observe(space, values, reward=0.9)
-    state = algorithm.get_state()  # JSON-able
-    ```
-    """
-
-    def __init__(self, seed: int | None = None):
-        self.rng = np.random.default_rng(seed)
-
-    def propose(self, space: encoding.SpaceEncoding, is_seen: IsSeen) -> encoding.Values | None:
-        """Returns the next architecture to evaluate.
-
-        Args:
-            space: The current encoding of the search space.
-            is_seen: Whether an architecture was already proposed (always False when
-                duplicates are allowed). An algorithm may use it to skip known candidates;
-                the caller checks the result again and asks for another proposal if needed.
-
-        Returns:
-            An architecture (dict of active values), or None if the algorithm has nothing to
-            propose (the caller then falls back to random sampling).
-        """
-        raise NotImplementedError
-
-    def observe(
-        self, space: encoding.SpaceEncoding, values: encoding.Values, reward: float | None
-    ) -> None:
-        """Learns from a finished architecture.
-
-        Args:
-            space: The current encoding of the search space.
-            values: The architecture as evaluated (including values of hyperparameters that
-                its build registered).
-            reward: Higher is better. None when the trial failed or its objective was not a
-                finite number: the algorithm must not learn from it.
-        """
-        raise NotImplementedError
-
-    def get_state(self) -> dict[str, Any]:
-        """Returns the JSON-able state, random state included."""
-        return {"rng": rng_state(self.rng)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restores what `get_state` returned."""
-        self.rng = rng_from_state(state["rng"])
-
-
-def propose_unseen(
-    algorithm: SearchAlgorithm,
-    space: encoding.SpaceEncoding,
-    is_seen: IsSeen,
-    max_collisions: int = 20,
-) -> encoding.Values | None:
-    """Asks `algorithm` for an architecture that was not seen yet.
-
-    After `max_collisions` proposals that were all seen (or a None), falls back to uniform
-    random sampling, then to a scan of the space in a fixed order, as KerasTuner's random
-    search declares a space exhausted after its own collision limit.
-
-    Returns:
-        An unseen architecture, or None if the space is exhausted.
-    """
-    for _ in range(max_collisions + 1):
-        values = algorithm.propose(space, is_seen)
-        if values is None:
-            break
-        if not is_seen(values):
-            return values
-    for _ in range(max_collisions + 1):
-        values = space.sample(algorithm.rng)
-        if not is_seen(values):
-            return values
-    return space.first_unseen(is_seen, _EXHAUSTIVE_SCAN_LIMIT)
 
 
 class MultiTrialOracle(keras_tuner.Oracle):
-    """Base `keras_tuner.Oracle` that runs a `SearchAlgorithm` over trials.
+    """Base `keras_tuner.Oracle` that runs a `tfnas.search.base.SearchAlgorithm` over trials.
 
     Subclasses implement `_make_algorithm(seed)`. Rewards are the objective value, negated
     when the objective is minimized. The algorithm's state is saved in `oracle.json` under
@@ -159,7 +52,7 @@ class MultiTrialOracle(keras_tuner.Oracle):
     ```python
     class RandomOracle(MultiTrialOracle):
         def _make_algorithm(self, seed):
-            return MyRandomAlgorithm(seed)  # A `SearchAlgorithm`.
+            return MyRandomAlgorithm(seed)  # A `tfnas.search.base.SearchAlgorithm`.
 
     oracle = RandomOracle(objective="val_accuracy", max_trials=20, seed=0)
     tuner = keras_tuner.Tuner(hypermodel=build, oracle=oracle, directory="runs")
@@ -201,7 +94,7 @@ class MultiTrialOracle(keras_tuner.Oracle):
         self._observed: list[str] = []
         self._encoding_cache: tuple[int, int, encoding.SpaceEncoding] | None = None
 
-    def _make_algorithm(self, seed: int) -> SearchAlgorithm:
+    def _make_algorithm(self, seed: int) -> base.SearchAlgorithm:
         """Returns the search algorithm, seeded with `seed`."""
         raise NotImplementedError
 
@@ -227,7 +120,7 @@ class MultiTrialOracle(keras_tuner.Oracle):
                 "least one with `hp.Choice`, `hp.Int`, `hp.Float` or `hp.Boolean` in `build`."
             )
         self._observe_finished_trials()
-        values = propose_unseen(
+        values = base.propose_unseen(
             self.algorithm, self.encoding(), self._is_seen, self._max_collisions
         )
         if values is None:
@@ -311,14 +204,16 @@ class MultiTrialOracle(keras_tuner.Oracle):
             ) from e
 
     def _find_corrupt_file(self) -> str:
-        import tensorflow as tf
+        # KerasTuner's own file layer (tf.io.gfile on the TensorFlow backend), which wrote
+        # the files: the same paths (including gs://) read back the same way.
+        from keras_tuner.src.backend import io as kt_io
 
         fnames = [self._get_oracle_fname()] + sorted(
-            tf.io.gfile.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))
+            kt_io.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))
         )
         for fname in fnames:
             try:
-                with tf.io.gfile.GFile(fname, "r") as f:
+                with kt_io.File(fname, "r") as f:
                     json.loads(f.read())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 return fname

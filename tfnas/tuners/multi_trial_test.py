@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from tfnas import validation
-from tfnas.search import encoding
+from tfnas.search import base
 from tfnas.tuners import multi_trial
 from tfnas.tuners import multi_trial_testing as testing
 
 
-class FirstUnseen(multi_trial.SearchAlgorithm):
+class FirstUnseen(base.SearchAlgorithm):
     """Proposes the default architecture, always: exercises the adapter's fallbacks."""
 
     def __init__(self, seed=None):
@@ -51,26 +51,6 @@ def test_check_helpers_name_argument_and_value():
         validation.check_one_of("kind", "c", ("a", "b"))
     with pytest.raises(ValueError, match=r"num_bins must be >= 2\. Received: num_bins=1"):
         FirstUnseenOracle(num_bins=1)
-
-
-def test_propose_unseen_falls_back_to_random_then_to_a_scan():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("a", [0, 1, 2])
-    hp.Boolean("b")
-    space = encoding.SpaceEncoding(hp)
-    algorithm = FirstUnseen(seed=0)
-    seen = set()
-    for _ in range(6):
-        values = multi_trial.propose_unseen(
-            algorithm, space, lambda v: encoding.values_key(v) in seen, max_collisions=0
-        )
-        assert values is not None
-        seen.add(encoding.values_key(values))
-    assert len(seen) == 6
-    assert (
-        multi_trial.propose_unseen(algorithm, space, lambda v: encoding.values_key(v) in seen)
-        is None
-    )
 
 
 def test_oracle_dedups_and_stops_when_exhausted(tmp_path):

@@ -2,7 +2,7 @@
 
 `FakeTuner` runs a KerasTuner search whose trials are analytic functions of the
 hyperparameters, so a whole search with file I/O, resume and failures takes milliseconds per
-trial. `run_algorithm` drives a `SearchAlgorithm` directly, without any oracle.
+trial. `run_algorithm` drives a `tfnas.search.base.SearchAlgorithm` directly, without any oracle.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import base_tuner
 
-from tfnas.search import encoding
-from tfnas.tuners import multi_trial
+from tfnas.search import base, encoding
 
 OBJECTIVE = keras_tuner.Objective("score", "max")
 
@@ -75,7 +74,7 @@ def random_search_median_best(budget: int = SANITY_BUDGET) -> float:
 
 
 def run_algorithm(
-    algorithm: multi_trial.SearchAlgorithm,
+    algorithm: base.SearchAlgorithm,
     hyperparameters: keras_tuner.HyperParameters,
     reward: Callable[[encoding.Values], float],
     budget: int,
@@ -85,9 +84,7 @@ def run_algorithm(
     seen: set[str] = set()
     rewards = []
     for _ in range(budget):
-        values = multi_trial.propose_unseen(
-            algorithm, space, lambda v: encoding.values_key(v) in seen
-        )
+        values = base.propose_unseen(algorithm, space, lambda v: encoding.values_key(v) in seen)
         assert values is not None
         seen.add(encoding.values_key(values))
         rewards.append(reward(values))
@@ -244,7 +241,7 @@ def check_exhaustion(make_oracle, tmp_path, **oracle_kwargs) -> None:
     assert len(tuner.oracle.trials) == 6
 
 
-def check_sanity(algorithm: multi_trial.SearchAlgorithm) -> list[float]:
+def check_sanity(algorithm: base.SearchAlgorithm) -> list[float]:
     """Runs the sanity space; asserts the best beats random search's median best."""
     rewards = run_algorithm(algorithm, sanity_space(), sanity_reward, SANITY_BUDGET)
     median_random = random_search_median_best()

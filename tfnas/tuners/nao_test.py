@@ -1,8 +1,5 @@
-import keras_tuner
-import numpy as np
 import pytest
 
-from tfnas.search import encoding
 from tfnas.tuners import multi_trial_testing as testing
 from tfnas.tuners import nao
 
@@ -27,60 +24,6 @@ def test_invalid_arguments(kwargs, message):
 def test_unknown_keyword_is_rejected():
     with pytest.raises(TypeError, match="unexpected keyword argument 'lr'"):
         nao.NAO(lr=0.1)
-
-
-def _space():
-    hp = keras_tuner.HyperParameters()
-    hp.Choice("op", ["conv", "pool", "skip"])
-    with hp.conditional_scope("op", ["conv"]):
-        hp.Int("kernel", 1, 7, step=2)
-    for i in range(3):
-        hp.Choice(f"d{i}", [0, 1, 2, 3])
-    return encoding.SpaceEncoding(hp)
-
-
-def test_loss_gradients_match_finite_differences():
-    space = _space()
-    algorithm = nao.ArchitectureOptimizer(hidden_size=4, embedding_size=3, seed=0)
-    rng = np.random.default_rng(0)
-    x = space.one_hot_batch([space.sample(rng) for _ in range(5)])
-    target = rng.normal(size=5)
-    algorithm._init_params(space.feature_size)
-    _, grads = algorithm.loss_and_grads(space, x, target)
-    for name, grad in grads.items():
-        flat = algorithm.params[name].reshape(-1)
-        for j in range(0, flat.size, 3):
-            old = flat[j]
-            flat[j] = old + 1e-6
-            up, _ = algorithm.loss_and_grads(space, x, target)
-            flat[j] = old - 1e-6
-            down, _ = algorithm.loss_and_grads(space, x, target)
-            flat[j] = old
-            assert grad.reshape(-1)[j] == pytest.approx((up - down) / 2e-6, abs=1e-6), name
-
-
-def test_trained_model_reconstructs_predicts_and_ascends():
-    space = _space()
-    algorithm = nao.ArchitectureOptimizer(seed=0)
-    rng = np.random.default_rng(1)
-    for _ in range(30):
-        values = space.sample(rng)
-        algorithm.observe(space, values, float(sum(values[f"d{i}"] for i in range(3))))
-    algorithm.fit(space)
-    history = [e["values"] for e in algorithm.history]
-    embeddings = algorithm.encode(space.one_hot_batch(history))
-    decoded = [algorithm.decode(space, e) for e in embeddings]
-    assert np.mean([d == v for d, v in zip(decoded, history)]) > 0.9
-    rewards = [e["reward"] for e in algorithm.history]
-    assert np.corrcoef(algorithm.predict(embeddings), rewards)[0, 1] > 0.9
-    seen = {encoding.values_key(v) for v in history}
-    new = algorithm.generate(space, lambda v: encoding.values_key(v) in seen)
-    assert 0 < len(new) <= algorithm.batch_size
-    assert all(encoding.values_key(v) not in seen and space.complete(v) == v for v in new)
-
-
-def test_sanity_beats_random_search():
-    testing.check_sanity(nao.ArchitectureOptimizer(seed=0))
 
 
 def test_resume_continues_the_same_sequence(tmp_path):

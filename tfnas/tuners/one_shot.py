@@ -23,12 +23,11 @@ import numpy as np
 from tfnas import validation
 from tfnas.blocks.rules import MixingRule, PathDropout, SinglePath
 from tfnas.blocks.supernet import LayerChoice
-from tfnas.search import encoding
-from tfnas.tuners import evolution, multi_trial
+from tfnas.search import base, encoding, evolution
 from tfnas.tuners.weight_sharing import WeightSharingOracle
 
 
-class RandomSampling(multi_trial.SearchAlgorithm):
+class RandomSampling(base.SearchAlgorithm):
     """Uniform random architectures (random search); learns nothing."""
 
     def propose(self, space: encoding.SpaceEncoding, is_seen) -> encoding.Values:

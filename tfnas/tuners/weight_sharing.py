@@ -24,7 +24,7 @@ import numpy as np
 
 from tfnas import validation
 from tfnas.cost import COST_METRICS, LATENCY_METRIC
-from tfnas.search import encoding
+from tfnas.search import base, encoding
 from tfnas.tuners import multi_trial
 
 if TYPE_CHECKING:
@@ -165,13 +165,13 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
     def training_state(self) -> dict[str, Any]:
         """What supernet training changes in the oracle, checkpointed with each epoch."""
         return {
-            "training_rng": multi_trial.rng_state(self.training_rng),
+            "training_rng": base.rng_state(self.training_rng),
             "algorithm": self.algorithm.get_state(),
             "stop_reason": self.supernet_stop_reason,
         }
 
     def set_training_state(self, state: dict[str, Any]) -> None:
-        self.training_rng = multi_trial.rng_from_state(state["training_rng"])
+        self.training_rng = base.rng_from_state(state["training_rng"])
         self.algorithm.set_state(state["algorithm"])
         self.supernet_stop_reason = state["stop_reason"]
 
@@ -199,7 +199,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         state["weight_sharing"] = {
-            "training_rng": multi_trial.rng_state(self.training_rng),
+            "training_rng": base.rng_state(self.training_rng),
             "supernet_epochs_done": self.supernet_epochs_done,
             "stop_reason": self.supernet_stop_reason,
             "frozen_values": self.frozen_values,
@@ -209,7 +209,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         shared = state["weight_sharing"]
-        self.training_rng = multi_trial.rng_from_state(shared["training_rng"])
+        self.training_rng = base.rng_from_state(shared["training_rng"])
         self.supernet_epochs_done = shared["supernet_epochs_done"]
         self.supernet_stop_reason = shared["stop_reason"]
         self.frozen_values = dict(shared["frozen_values"])
