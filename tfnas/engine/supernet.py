@@ -209,6 +209,9 @@ class _PrepareTrainingSteps(keras.callbacks.Callback):
         self.trainer = trainer
         self.epoch, self.epochs, self.steps_per_epoch = epoch, epochs, steps_per_epoch
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.trainer.begin_epoch(epoch)
+
     def on_train_batch_begin(self, batch, logs=None):
         paths = self.trainer.oracle.paths_per_step
         step_in_epoch, path = divmod(batch, paths)
@@ -273,6 +276,8 @@ class SupernetTrainer:
         self._validation_data = None
         self._batch_size = 32
         self._forward = None  # (supernet, its traced training-mode forward pass)
+        # The strategy's architecture step (DARTS's alpha update, ...), or None.
+        self.architecture_step = None
 
     # --- Building -----------------------------------------------------------------------
 
@@ -467,7 +472,15 @@ class SupernetTrainer:
         training = self._training_dataset()
         build_for_fit(supernet, training)
         self.oracle.on_supernet_built(supernet, self._validation_data, training)
+        self.architecture_step = self.oracle.make_architecture_step()
+        if self.architecture_step is not None:
+            self.architecture_step.connect(supernet, self.rule, self._validation_data, training)
         return supernet
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Before each supernet epoch: the architecture step restarts its batches there."""
+        if self.architecture_step is not None:
+            self.architecture_step.begin_epoch(epoch)
 
     def prepare_step(self, step: int, path: int, progress: float) -> None:
         """Before each weight step: the oracle sets the rule for the step's path.
@@ -477,6 +490,8 @@ class SupernetTrainer:
             path: which of the oracle's `paths_per_step` architectures of this batch.
             progress: fraction of the supernet training done, in [0, 1).
         """
+        if self.architecture_step is not None and path == 0:
+            self.architecture_step.step(step, progress)
         self.oracle.prepare_training_step(self.rule, step, path, progress)
 
     def restore(self) -> None:

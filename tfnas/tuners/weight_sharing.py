@@ -112,6 +112,18 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         """
         rule.set_architecture(self.sample_architecture())
 
+    def make_architecture_step(self):
+        """The strategy's architecture update, run by the trainer before each weight step.
+
+        Returns None (the default: one-shot strategies learn no architecture parameters by
+        gradient) or an object of the `tfnas.engine.architecture_steps` protocol: the
+        trainer calls `connect(supernet, rule, validation_data, training_data)` once the
+        supernet is built, `begin_epoch(epoch)` before each epoch and `step(step,
+        progress)` before the weight step of each batch. The step owns its optimizer and
+        data iterators; the oracle only configures it.
+        """
+        return None
+
     def on_supernet_built(self, supernet: keras.Model, validation_data, training_data=None) -> None:
         """Called once the supernet is built and the data is known, before training.
 
