@@ -19,12 +19,12 @@ demo: $(STAMP)
 		--max_trials=4 --epochs=4 --output_dir=runs/demo --seed=0
 
 lint: $(STAMP)
-	$(BIN)/ruff check tfnas tools benchmarks
-	$(BIN)/ruff format --check tfnas tools benchmarks
+	$(BIN)/ruff check tfnas tools benchmarks examples
+	$(BIN)/ruff format --check tfnas tools benchmarks examples
 
 test: $(STAMP)
-	$(BIN)/ruff check tfnas tools benchmarks
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tfnas benchmarks
+	$(BIN)/ruff check tfnas tools benchmarks examples
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tfnas benchmarks examples
 
 clean:
 	rm -rf $(VENV) runs

@@ -22,6 +22,9 @@ import keras_tuner
 
 from tfnas.blocks.rules.base import MixingRule
 
+# The attribute a `LayerChoice` sets on its symbolic output: its choice name.
+_PRODUCER = "_tfnas_layer_choice"
+
 
 def _check_same_output_shapes(choice_name: str, shapes: Mapping[str, tuple]) -> None:
     """Raises when candidates of one choice produce different output shapes."""
@@ -115,11 +118,17 @@ class LayerChoice(keras.layers.Layer):
         rule = self.mixing_rule
         candidate_shape = tuple(rule.candidate_input_shape(self, inputs.shape))
         if candidate_shape == tuple(inputs.shape):
-            return self.candidates[0].compute_output_spec(inputs)
-        spec = keras.KerasTensor(candidate_shape, dtype=inputs.dtype)
-        output = self.candidates[0].compute_output_spec(spec)
-        shape = rule.choice_output_shape(self, inputs.shape, output.shape)
-        return keras.KerasTensor(shape, dtype=output.dtype)
+            output = self.candidates[0].compute_output_spec(inputs)
+            shape = output.shape
+        else:
+            spec = keras.KerasTensor(candidate_shape, dtype=inputs.dtype)
+            output = self.candidates[0].compute_output_spec(spec)
+            shape = rule.choice_output_shape(self, inputs.shape, output.shape)
+        output = keras.KerasTensor(shape, dtype=output.dtype)
+        # The symbolic output names its choice, so an input choice fed by it records this
+        # choice as its edge (the cell structure a derivation reads, see `InputChoice`).
+        setattr(output, _PRODUCER, self.choice_name)
+        return output
 
     def get_config(self):
         return {
@@ -165,6 +174,9 @@ class InputChoice(keras.layers.Layer):
         n_chosen: how many inputs an architecture keeps.
         reduction: how chosen inputs combine: "sum", "mean" or "concat".
         mixing_rule: the strategy's `MixingRule`.
+
+    Once called on symbolic inputs, `input_edges` names, per input, the `LayerChoice`
+    whose output it is (None for other inputs): the cell structure derivations read.
     """
 
     def __init__(
@@ -217,6 +229,8 @@ class InputChoice(keras.layers.Layer):
         return self.mixing_rule.mix_inputs(self, list(inputs), training=training)
 
     def compute_output_spec(self, inputs, training=None):
+        # For each input, the layer choice producing it (or None): a cell's edges.
+        self.input_edges = [getattr(tensor, _PRODUCER, None) for tensor in inputs]
         specs = [inputs[i] for i in self.subsets[0]]
         if self.reduction != "concat":
             return keras.KerasTensor(specs[0].shape, dtype=specs[0].dtype)
@@ -282,7 +296,7 @@ def partial_channel_divisor(hp: keras_tuner.HyperParameters) -> int:
     """K when `hp` builds a supernet whose rule feeds candidates 1/K of the channels.
 
     1 in fixed mode and for every rule that feeds candidates the whole input; K for
-    `tfnas.tuners.partial_channels.PartialChannelMixture` (PC-DARTS).
+    `tfnas.blocks.rules.PartialChannelMixture` (PC-DARTS).
     """
     rule = mixing_rule_of(hp)
     return 1 if rule is None else int(rule.candidate_channel_divisor)

@@ -335,3 +335,92 @@ def test_recalibration_gives_the_same_result_eager_and_traced(tmp_path):
     assert trainer._forward[1] is not None
     again = trainer.evaluate(values)
     assert again == pytest.approx(first, rel=1e-5)
+
+
+class _Record(keras.callbacks.Callback):
+    """Records the fits (train begins) and the epochs run."""
+
+    def __init__(self, stop_after_epoch=None):
+        super().__init__()
+        self.fits, self.epochs, self.stop_after_epoch = 0, [], stop_after_epoch
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.stop_after_epoch:
+            self.model.stop_training = True
+
+
+def _train(trainer, epochs, callbacks=()):
+    (x, y), validation = data()
+    trainer.train(x, y, validation_data=validation, epochs=epochs, batch_size=64, verbose=0,
+                  callbacks=list(callbacks))  # fmt: skip
+
+
+def test_supernet_trains_in_one_fit_and_checkpoints_the_oracle_state(tmp_path):
+    tuner = _tuner(tmp_path, tfnas.oracles.SPOS(max_trials=1, seed=0))
+    record = _Record()
+    _train(tuner.supernet_trainer(), 3, [record])
+    assert record.fits == 1 and record.epochs == [0, 1, 2]
+    assert tuner.oracle.supernet_epochs_done == 3
+    info = json.loads((tmp_path / "ws" / "supernet" / "supernet.json").read_text())
+    assert info["epochs_done"] == 3
+    # The oracle's one state, as oracle.json holds it.
+    assert info["oracle"] == json.loads(json.dumps(tuner.oracle.get_state()))
+
+
+def test_each_epoch_reads_its_own_seeded_order(tmp_path):
+    # One fit over epochs 1..3 sees epoch k's batches in the order of a dataset shuffled
+    # with seed `seed * 100003 + k`, as when every epoch was a fit of its own.
+    trainer = _tuner(tmp_path, tfnas.oracles.FairNAS(max_trials=1, seed=3)).supernet_trainer()
+    (x, y), validation = data(64)
+    trainer._set_data(x, y, validation, 16, 0.2)
+    trainer.oracle.frozen_values = {}
+    paths = trainer.oracle.paths_per_step
+    dataset, steps_per_epoch = trainer._fit_dataset(1, 4)
+    assert steps_per_epoch == 4 * paths
+    labels = [batch[1].numpy() for batch in dataset]
+    assert len(labels) == 3 * steps_per_epoch
+    expected = []
+    for epoch in (1, 2, 3):
+        shuffled = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+            len(x), seed=3 * 100_003 + epoch, reshuffle_each_iteration=False
+        )
+        expected += [b[1].numpy() for b in shuffled.batch(16) for _ in range(paths)]
+    for got, want in zip(labels, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_callback_that_stops_training_ends_it_and_a_resume_continues(tmp_path):
+    oracle = lambda: tfnas.oracles.SPOS(max_trials=1, seed=0)
+    first = _tuner(tmp_path, oracle())
+    _train(first.supernet_trainer(), 3, [_Record(stop_after_epoch=0)])
+    assert first.oracle.supernet_epochs_done == 1
+    resumed = _tuner(tmp_path, oracle(), overwrite=False)
+    record = _Record()
+    _train(resumed.supernet_trainer(), 3, [record])
+    assert record.epochs == [1, 2] and resumed.oracle.supernet_epochs_done == 3
+
+
+def test_a_new_stage_rebuilds_the_supernet_in_a_new_fit(tmp_path):
+    class TwoStages(tfnas.oracles.SPOS):
+        def start_supernet_stage(self, epoch, epochs):
+            self.asked.append((epoch, self.supernet_epochs_done))
+            return epoch == 2
+
+    oracle = TwoStages(max_trials=1, seed=0)
+    oracle.asked = []
+    tuner = _tuner(tmp_path, oracle)
+    trainer = tuner.supernet_trainer()
+    built = []
+    connect = trainer._connect
+    trainer._connect = lambda: built.append(1) or connect()
+    record = _Record()
+    _train(trainer, 4, [record])
+    # Asked before every epoch, after the previous epoch's checkpoint.
+    assert oracle.asked == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert record.fits == 2 and record.epochs == [0, 1, 2, 3] and len(built) == 2

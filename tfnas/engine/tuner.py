@@ -24,8 +24,14 @@ from keras_tuner.src import backend as kt_backend
 from keras_tuner.src import utils as kt_utils
 from keras_tuner.src.engine import tuner_utils
 
+from tfnas import validation
 from tfnas.cost import model_costs
 from tfnas.engine.fit import build_for_fit
+
+# How an oracle's trials run, as it declares in its `execution` attribute: "trials" trains
+# a model per trial (the default, e.g. for KerasTuner's own oracles), "supernet" trains one
+# supernet and evaluates each trial's architecture on it (weight-sharing oracles).
+EXECUTIONS = ("trials", "supernet")
 
 
 def _fit_data(args, kwargs) -> tuple:
@@ -99,19 +105,18 @@ class Tuner(keras_tuner.Tuner):
         self._costs_cache: dict[str, dict[str, float]] = {}
         self._trainer = None
         super().__init__(hypermodel=hypermodel, oracle=oracle, **kwargs)
-        if self._weight_sharing():
+        # Asked once. A worker's `OracleClient` exposes no `execution`: it runs trials.
+        execution = getattr(self.oracle, "execution", "trials")
+        validation.check_one_of("oracle.execution", execution, EXECUTIONS)
+        self._trains_supernet = execution == "supernet"
+        if self._trains_supernet:
             self.oracle.cost_function = self.architecture_costs
 
     # --- Weight sharing ---------------------------------------------------------------------
 
-    def _weight_sharing(self) -> bool:
-        from tfnas.tuners.weight_sharing import WeightSharingOracle
-
-        return isinstance(self.oracle, WeightSharingOracle)
-
     def supernet_trainer(self):
         """The `SupernetTrainer` of a weight-sharing search (None for other oracles)."""
-        if self._trainer is None and self._weight_sharing():
+        if self._trainer is None and self._trains_supernet:
             from tfnas.engine.supernet import SupernetTrainer
 
             self._trainer = SupernetTrainer(
@@ -132,13 +137,13 @@ class Tuner(keras_tuner.Tuner):
         the inherited weights on the validation data. A search interrupted during supernet
         training resumes from its last finished epoch with `overwrite=False`.
         """
-        if self._weight_sharing():
+        if self._trains_supernet:
             self.supernet_trainer().train(*fit_args, **fit_kwargs)
             self.oracle.save()
         return super().search(*fit_args, **fit_kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
-        if not self._weight_sharing():
+        if not self._trains_supernet:
             return super().run_trial(trial, *args, **kwargs)
         values = dict(trial.hyperparameters.values)
         metrics = self.supernet_trainer().evaluate(values)
@@ -238,7 +243,7 @@ class Tuner(keras_tuner.Tuner):
         return metrics
 
     def load_model(self, trial):
-        if self._weight_sharing():
+        if self._trains_supernet:
             trainer = self.supernet_trainer()
             if trainer.supernet is None:
                 trainer.restore()

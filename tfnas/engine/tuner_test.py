@@ -172,3 +172,22 @@ def test_tuner_trials_and_retrain_trace_each_model_once(tmp_path):
     assert CountingModel.traces == 2
     tuner.retrain(None, x, y, epochs=1, verbose=0)
     assert CountingModel.traces == 3
+
+
+def test_the_oracle_declares_how_its_trials_run(tmp_path):
+    assert tfnas.oracles.SPOS.execution == "supernet"
+    # KerasTuner's own oracles (and tfnas's multi-trial ones) declare nothing: trials.
+    plain = _tuner(tmp_path, keras_tuner.oracles.RandomSearchOracle("val_loss", max_trials=1))
+    assert plain.supernet_trainer() is None
+    shared = _tuner(tmp_path / "s", tfnas.oracles.SPOS(max_trials=1))
+    assert shared.supernet_trainer() is not None
+
+    class Unknown(keras_tuner.oracles.RandomSearchOracle):
+        execution = "cluster"
+
+    with pytest.raises(
+        ValueError,
+        match=r"oracle.execution must be one of \['trials', 'supernet'\]\. "
+        r"Received: oracle.execution='cluster'",
+    ):
+        _tuner(tmp_path / "u", Unknown("val_loss", max_trials=1))

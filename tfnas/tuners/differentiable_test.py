@@ -10,11 +10,13 @@ import tensorflow as tf
 
 import tfnas
 from tfnas import blocks
+from tfnas.blocks.rules import SoftmaxMixture
 from tfnas.blocks.supernet import SupernetHyperParameters
 from tfnas.engine import testing as weight_sharing_testing
 from tfnas.engine.supernet import choice_layers
 from tfnas.tuners import differentiable
 from tfnas.tuners.differentiable_testing import (
+    Connected,
     classification_data,
     depth_only,
     search,
@@ -54,7 +56,7 @@ def _dataset(shape, n=8, batch=4):
 
 
 def test_layer_choice_is_the_softmax_weighted_sum():
-    rule = differentiable.SoftmaxMixture(seed=0)
+    rule = SoftmaxMixture(seed=0)
     inputs = keras.Input((3,))
     hp = SupernetHyperParameters(rule)
     choice = blocks.layer_choice(hp, "op", {
@@ -76,7 +78,7 @@ def test_layer_choice_is_the_softmax_weighted_sum():
 
 
 def test_input_choice_sums_all_inputs_in_mixture_mode():
-    rule = differentiable.SoftmaxMixture(seed=0)
+    rule = SoftmaxMixture(seed=0)
     hp = SupernetHyperParameters(rule)
     inputs = [keras.Input((2,)) for _ in range(3)]
     out = blocks.input_choice(hp, "in", inputs, n_chosen=2, reduction="sum")
@@ -91,10 +93,10 @@ def test_alpha_steps_move_towards_the_candidate_lowering_validation_loss():
     oracle = differentiable.DARTS(seed=0, arch_learning_rate=0.05)
     rule, model = supernet(oracle, _identity_or_zero)
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
-    oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(8))
+    connected = Connected(oracle, rule, model, tf.data.Dataset.from_tensor_slices((x, x)).batch(8))
     before = oracle.softmax()["op"][0]
     for step in range(10):
-        oracle.prepare_training_step(rule, step, 0, 0.0)
+        connected.prepare_step(step)
     after = oracle.softmax()["op"][0]
     assert after > before + 0.05
     assert oracle.alphas()["op"][0] > oracle.alphas()["op"][1]
@@ -147,7 +149,8 @@ def test_search_with_a_tuner(tmp_path):
     trials = list(oracle.trials.values())
     assert len(trials) == 1 and trials[0].status == "COMPLETED"
     assert trials[0].hyperparameters.values == oracle.derive()
-    assert oracle._optimizer.iterations.numpy() == 4  # One alpha step per weight step.
+    step = tuner.supernet_trainer().architecture_step
+    assert step.optimizer.iterations.numpy() == 4  # One alpha step per weight step.
     best = tuner.get_best_models(1)[0]
     assert all(type(layer).__module__.startswith("keras") for layer in best._flatten_layers())
     # Retrained from scratch: the derived architecture as a fresh plain Keras model.
@@ -168,19 +171,20 @@ def test_state_round_trip():
     oracle = differentiable.DARTS(seed=0, arch_learning_rate=0.05)
     rule, model = supernet(oracle, _identity_or_zero)
     x = np.ones((8, 4), dtype="float32")
-    oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
+    connected = Connected(oracle, rule, model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
     for step in range(3):
-        oracle.prepare_training_step(rule, step, 0, 0.0)
-    state = json.loads(json.dumps(oracle.training_state()))
+        connected.prepare_step(step)
     full = json.loads(json.dumps(oracle.get_state()))
     copy = differentiable.DARTS(seed=0, arch_learning_rate=0.05)
     copy_rule, copy_model = supernet(copy, _identity_or_zero)
-    copy.on_supernet_built(copy_model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
-    copy.set_training_state(state)
+    copied = Connected(
+        copy, copy_rule, copy_model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4)
+    )
+    copy.set_state(full)
     assert copy.alphas() == oracle.alphas()
     for step in range(2):  # Same alphas and Adam moments: the same next steps.
-        oracle.prepare_training_step(rule, step, 0, 0.0)
-        copy.prepare_training_step(copy_rule, step, 0, 0.0)
+        connected.prepare_step(step)
+        copied.prepare_step(step)
     np.testing.assert_allclose(copy.alphas()["op"], oracle.alphas()["op"], rtol=1e-6)
     fresh = differentiable.DARTS(seed=0)
     fresh.set_state(full)
@@ -228,12 +232,13 @@ def test_second_order_gradient_matches_the_exact_unrolled_gradient():
     rule, model = supernet(oracle, two_choices)
     x_val, y_val, validation = classification_data(seed=1)
     x_train, y_train, training = classification_data(seed=2)
-    oracle.on_supernet_built(model, validation, training)
+    connected = Connected(oracle, rule, model, validation, training)
     rule.set_alphas({"op0": [0.3, -0.2], "op1": [-0.1, 0.4]})
     captured = [keras.Variable(np.zeros(2, "float32")) for _ in rule.alpha_variables]
-    oracle._apply_alpha_gradients = lambda grads: [c.assign(g) for c, g in zip(captured, grads)]
+    step = connected.architecture_step
+    step._apply_gradients = lambda grads: [c.assign(g) for c, g in zip(captured, grads)]
     weights_before = [np.array(w) for w in model.get_weights()]
-    oracle.prepare_training_step(rule, 0, 0, 0.0)
+    connected.prepare_step(0)
     # The weights are restored after the virtual step and the finite differences.
     for before, after in zip(weights_before, model.get_weights()):
         np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
@@ -259,10 +264,10 @@ def test_second_order_gradient_matches_the_exact_unrolled_gradient():
     # The implicit term matters here: the first-order gradient differs.
     first_rule, first_model = supernet(first_order, two_choices)
     first_model.set_weights(model.get_weights())
-    first_order.on_supernet_built(first_model, validation)
+    first_step = Connected(first_order, first_rule, first_model, validation).architecture_step
     first_rule.set_alphas(rule.get_alphas())
     with tf.GradientTape() as tape:
-        loss = first_order._loss(x_val, y_val)
+        loss = first_step._loss(x_val, y_val)
     direct = tape.gradient(loss, [a.value for a in first_rule.alpha_variables])
     assert max(float(np.abs(np.array(d) - np.array(e)).max()) for d, e in zip(direct, exact)) > 1e-4
 
@@ -274,10 +279,11 @@ def test_second_order_restores_batch_norm_statistics_and_needs_training_data():
     validation = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(8)
     with pytest.raises(ValueError, match="needs training data"):
         oracle.on_supernet_built(model, validation)
-    oracle.on_supernet_built(model, validation, tf.data.Dataset.from_tensor_slices((x, y)).batch(8))
+    training = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    connected = Connected(oracle, rule, model, validation, training)
     before = [np.array(v) for v in model.weights]
     alphas = oracle.alphas()
-    oracle.prepare_training_step(rule, 0, 0, 0.0)
+    connected.prepare_step(0)
     for b, a in zip(before, model.weights):
         np.testing.assert_allclose(b, np.array(a), atol=1e-6)
     assert oracle.alphas() != alphas
@@ -299,9 +305,9 @@ def test_nan_in_the_alpha_step_names_the_step():
     oracle = differentiable.DARTS(seed=0)
     rule, model = supernet(oracle, _identity_or_zero)
     x = np.full((8, 4), np.nan, dtype="float32")
-    oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
+    connected = Connected(oracle, rule, model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
     with pytest.raises(FloatingPointError, match="global step 7 .*diverged"):
-        oracle.prepare_training_step(rule, 7, 0, 0.0)
+        connected.prepare_step(7)
 
 
 def test_nan_loss_stops_the_search_and_keeps_the_last_checkpoint(tmp_path):
@@ -360,9 +366,9 @@ def test_darts_plus_stops_on_two_skip_connections_in_the_normal_cell():
     _skip_heavy_alphas(rule, ["normal/node0/edge0", "normal/node1/edge1"])
     oracle.on_supernet_epoch_end(1, None)
     assert "2 skip_connect edges" in oracle.supernet_stop_reason
-    state = json.loads(json.dumps(oracle.training_state()))
+    state = json.loads(json.dumps(oracle.get_state()))
     copy = differentiable.DARTSPlus(seed=0)
-    copy.set_training_state(state)
+    copy.set_state(state)
     assert copy.supernet_stop_reason == oracle.supernet_stop_reason
 
 
@@ -477,7 +483,7 @@ def test_pdarts_needs_an_epoch_per_stage():
 
 
 def test_skip_dropout_applies_in_mixture_training_only():
-    rule = differentiable.SoftmaxMixture(seed=0, dropout_op="skip")
+    rule = SoftmaxMixture(seed=0, dropout_op="skip")
     hp = SupernetHyperParameters(rule)
     inputs = keras.Input((1000,))
     choice = blocks.layer_choice(hp, "op", {"skip": lambda: keras.layers.Identity(),

@@ -18,6 +18,22 @@ def supernet(oracle, build):
     return rule, model
 
 
+class Connected:
+    """An oracle and its architecture step connected to a supernet, as `SupernetTrainer`
+    connects them (`_connect`), with its `prepare_step` for the batches' first path."""
+
+    def __init__(self, oracle, rule, model, validation_data, training_data=None):
+        oracle.on_supernet_built(model, validation_data, training_data)
+        self.oracle, self.rule = oracle, rule
+        self.architecture_step = oracle.make_architecture_step()
+        self.architecture_step.connect(model, rule, validation_data, training_data)
+
+    def prepare_step(self, step, progress=0.0):
+        """The architecture step, then the oracle's setting of the rule for the weights."""
+        self.architecture_step.step(step, progress)
+        self.oracle.prepare_training_step(self.rule, step, 0, progress)
+
+
 def two_choices(hp):
     """Dense(8) then two choices between a dense layer and a skip; (8,) inputs, 3 classes."""
     inputs = keras.Input((8,))

@@ -28,15 +28,17 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tfnas import validation
-from tfnas.blocks.rules import MixingRule
 from tfnas.search import encoding
 from tfnas.search.reinforce import Controller
 from tfnas.tuners.weight_sharing import WeightSharingOracle
+
+if TYPE_CHECKING:
+    from tfnas.blocks.rules import MixingRule
 
 logger = logging.getLogger(__name__)
 
@@ -184,15 +186,6 @@ class ENAS(WeightSharingOracle):
         )
 
     # --- State ---------------------------------------------------------------------------
-
-    def training_state(self) -> dict[str, Any]:
-        state = super().training_state()
-        state["epoch_rewards"] = list(self.epoch_rewards)
-        return state
-
-    def set_training_state(self, state: dict[str, Any]) -> None:
-        super().set_training_state(state)
-        self.epoch_rewards = list(state.get("epoch_rewards", []))
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()

@@ -157,16 +157,17 @@ def test_state_round_trip_gives_the_same_proposals():
         assert expected["values"] is not None
 
 
-def test_training_state_round_trip_gives_the_same_training_samples():
+def test_mid_training_state_round_trip_gives_the_same_training_samples():
+    # The state a supernet checkpoint holds: oracle.get_state() between epochs.
     oracle = _oracle(controller_steps=3)
     _training_samples(oracle, 5)
     oracle.on_supernet_epoch_end(0, lambda values: float(values["op0"] == "skip"))
-    state = json.loads(json.dumps(oracle.training_state()))
+    state = json.loads(json.dumps(oracle.get_state()))
     expected = _training_samples(oracle, 20)
     expected_state = oracle.controller.get_state()
 
     restored = _oracle(seed=7)  # Another seed: everything must come from the state.
-    restored.set_training_state(state)
+    restored.set_state(state)
     assert restored.epoch_rewards == oracle.epoch_rewards
     assert _training_samples(restored, 20) == expected
     assert json.dumps(restored.controller.get_state()) == json.dumps(expected_state)

@@ -2,7 +2,8 @@
 
 Both sample every choice's candidate from the categorical distribution softmax(alpha) with
 the Gumbel trick (`argmax(alpha + g)`, `g ~ Gumbel(0, 1)`) and relax the sample with a
-temperature tau: `softmax((alpha + g) / tau)`, which becomes one-hot as tau goes to 0.
+temperature tau: `softmax((alpha + g) / tau)`, which becomes one-hot as tau goes to 0
+(`tfnas.blocks.rules.GumbelMixture`).
 
 - SNAS (Xie et al. 2018, arXiv 1812.09926): the relaxed sample mixes every candidate
   (soft), tau anneals exponentially, weights and alphas minimize one loss (the training
@@ -13,101 +14,22 @@ temperature tau: `softmax((alpha + g) / tau)`, which becomes one-hot as tau goes
   (value 1, gradient that of the relaxed sample y), so a step costs about one path; tau
   anneals linearly from 10 to 0.1 and alphas are trained on the validation split.
 
-The Gumbel noise is drawn by the oracle from its seeded training random state before
-every alpha and weight step and assigned to the rule, so a resumed search draws the same
-samples.
+The Gumbel noise is drawn from the oracle's seeded training random state before every
+alpha and weight step (the architecture step's `GumbelSampling` hook) and assigned to the
+rule, so a resumed search draws the same samples.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import keras
-import numpy as np
+from tfnas import validation
+from tfnas.tuners.differentiable import DifferentiableOracle
 
-from tfnas import cost, validation
-from tfnas.blocks.supernet import LayerChoice
-from tfnas.engine.supernet import choice_layers
-from tfnas.tuners.differentiable import DifferentiableOracle, SoftmaxMixture
-
-
-@keras.saving.register_keras_serializable(package="tfnas")
-class GumbelMixture(SoftmaxMixture):
-    """Candidates mixed by a Gumbel-softmax sample: `softmax((alpha + g) / tau)`.
-
-    `set_noise` and `set_temperature` set g (per choice name) and tau between steps,
-    without retracing. With `hard=True` (GDAS) only the sampled candidate runs
-    (`keras.ops.switch`), multiplied by the straight-through one-hot weight. In
-    one-architecture mode (`set_architecture`) both compute exactly that architecture.
-
-    Args:
-        hard: one sampled candidate per choice (GDAS) instead of the soft mixture (SNAS).
-        temperature: the initial tau (> 0).
-        **kwargs: the arguments of `SoftmaxMixture`.
-    """
-
-    def __init__(self, hard: bool = False, temperature: float = 1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.hard = bool(hard)
-        self.temperature = float(temperature)
-        self._noise: dict[str, keras.Variable] = {}
-        self._tau: keras.Variable | None = None
-
-    def build(self, choice):
-        super().build(choice)
-        name = choice.choice_name
-        if isinstance(choice, LayerChoice) and name not in self._noise:
-            self._noise[name] = keras.Variable(
-                np.zeros(len(choice.candidate_values), "float32"), trainable=False, name="gumbel"
-            )
-        if self._tau is None:
-            self._tau = keras.Variable(self.temperature, trainable=False, name="temperature")
-
-    def set_noise(self, noise: Mapping[str, Sequence[float]]) -> None:
-        """Assigns the Gumbel noise g of the named choices."""
-        for name, values in noise.items():
-            self._noise[name].assign(np.asarray(values, dtype="float32"))
-
-    def set_temperature(self, temperature: float) -> None:
-        """Sets tau (> 0) for the next steps."""
-        self._tau.assign(float(temperature))
-
-    def sample_logits(self, name: str):
-        """alpha + g of `name` (excluded candidates pushed to -1e9)."""
-        return self.masked_logits(name) + self._noise[name].value
-
-    def relaxed_weights(self, name: str):
-        return keras.ops.softmax(self.sample_logits(name) / self._tau.value)
-
-    def mix_layers(self, choice, inputs, training=None):
-        if not self.hard:
-            return super().mix_layers(choice, inputs, training=training)
-        name = choice.choice_name
-        mixing = self._mixing.value
-        relaxed = self.relaxed_weights(name)
-        one_hot = self._masks[name].value
-        size = len(choice.candidates)
-        sampled = keras.ops.one_hot(keras.ops.argmax(self.sample_logits(name)), size)
-        # Straight-through: the value is the one-hot sample, the gradient that of `relaxed`.
-        straight = sampled - keras.ops.stop_gradient(relaxed) + relaxed
-        weights = mixing * straight + (1.0 - mixing) * one_hot
-        index = keras.ops.cast(
-            keras.ops.argmax(mixing * sampled + (1.0 - mixing) * one_hot), "int32"
-        )
-        branches = [
-            (
-                lambda x, i=i: (
-                    choice.candidates[i](x, training=training) * keras.ops.cast(weights[i], x.dtype)
-                )
-            )
-            for i in range(size)
-        ]
-        return keras.ops.switch(index, branches, inputs)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "hard": self.hard, "temperature": self.temperature}
+if TYPE_CHECKING:
+    from tfnas.blocks.rules import GumbelMixture
 
 
 def _check_temperature(temperature) -> tuple[float, float]:
@@ -136,7 +58,9 @@ class _GumbelOracle(DifferentiableOracle):
         self.temperature = _check_temperature(temperature)
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
-    def _new_rule(self) -> SoftmaxMixture:
+    def _new_rule(self) -> GumbelMixture:
+        from tfnas.blocks.rules import GumbelMixture
+
         return GumbelMixture(
             hard=self.hard,
             temperature=self.temperature[0],
@@ -152,20 +76,11 @@ class _GumbelOracle(DifferentiableOracle):
             return start + (end - start) * progress
         return start * (end / start) ** progress
 
-    def _resample(self, progress: float) -> None:
-        rule = self._rule
-        noise = {
-            name: self.training_rng.gumbel(size=len(values)).tolist()
-            for name, values in rule.get_alphas().items()
-        }
-        rule.set_noise(noise)
-        rule.set_temperature(self.temperature_at(progress))
-
-    def _before_arch_step(self, step: int, progress: float) -> None:
-        self._resample(progress)
-
-    def _before_weight_step(self, step: int, progress: float) -> None:
-        self._resample(progress)
+    def _architecture_step_options(self, steps) -> dict[str, Any]:
+        # The noise comes from the training random state current at each step (a restored
+        # state replaces the generator object).
+        sampling = steps.GumbelSampling(lambda: self.training_rng, self.temperature_at)
+        return {**super()._architecture_step_options(steps), "resample": sampling}
 
 
 class SNAS(_GumbelOracle):
@@ -173,8 +88,8 @@ class SNAS(_GumbelOracle):
 
     Every step mixes all candidates with a fresh Gumbel-softmax sample `Z`; weights and
     alphas minimize the same training loss (no validation split for alphas: the alpha
-    step takes its own batch of the training split, then `fit` takes the weight step on
-    another sample), plus `resource_weight * sum over choice layers of sum_k Z_k * MMACs_k`
+    step takes its own batch of the training split, then the engine takes the weight step
+    on another sample), plus `resource_weight * sum over choice layers of sum_k Z_k * MMACs_k`
     (the sampled network's multiply-adds in millions, SNAS's resource constraint). The
     temperature anneals exponentially from `temperature[0]` to `temperature[1]`. The
     derived architecture is the argmax of alpha, as for DARTS.
@@ -198,34 +113,13 @@ class SNAS(_GumbelOracle):
         **kwargs,
     ):
         self.resource_weight = validation.check_float("resource_weight", resource_weight, low=0.0)
-        self._candidate_macs: list[tuple[str, np.ndarray]] = []
         super().__init__(objective, max_trials, temperature=temperature, **kwargs)
 
-    def on_supernet_built(self, supernet, validation_data, training_data=None):
-        super().on_supernet_built(supernet, validation_data, training_data)
-        self._candidate_macs = [
-            (
-                layer.choice_name,
-                np.asarray(
-                    [cost.layer_macs(c, layer.built_input_shape) / 1e6 for c in layer.candidates],
-                    dtype="float32",
-                ),
-            )
-            for layer in choice_layers(supernet)
-            if isinstance(layer, LayerChoice)
-        ]
-
-    def expected_macs(self):
-        """The relaxed sample's multiply-adds in millions (a tensor; differentiable in alpha)."""
-        total = 0.0
-        for name, macs in self._candidate_macs:
-            total = total + keras.ops.sum(self._rule.relaxed_weights(name) * macs)
-        return total
-
-    def _arch_loss_extra(self):
-        if not self.resource_weight:
-            return 0.0
-        return self.resource_weight * self.expected_macs()
+    def _architecture_step_options(self, steps) -> dict[str, Any]:
+        options = super()._architecture_step_options(steps)
+        if self.resource_weight:
+            options["loss_term"] = steps.ExpectedMacs(self.resource_weight)
+        return options
 
 
 class GDAS(_GumbelOracle):

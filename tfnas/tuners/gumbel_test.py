@@ -9,10 +9,12 @@ import tensorflow as tf
 
 import tfnas
 from tfnas import blocks
+from tfnas.blocks.rules import GumbelMixture
 from tfnas.blocks.supernet import SupernetHyperParameters
 from tfnas.latency import tflite
 from tfnas.tuners import gumbel
 from tfnas.tuners.differentiable_testing import (
+    Connected,
     classification_data,
     depth_only,
     search,
@@ -53,7 +55,7 @@ def _gumbel_softmax(tau):
 
 
 def test_soft_mixture_is_the_gumbel_softmax_of_alpha_plus_noise():
-    rule = gumbel.GumbelMixture(seed=0)
+    rule = GumbelMixture(seed=0)
     model, _ = _three_candidates(rule)
     rule.set_alphas({"op": ALPHA})
     rule.set_noise({"op": NOISE})
@@ -66,7 +68,7 @@ def test_soft_mixture_is_the_gumbel_softmax_of_alpha_plus_noise():
 
 
 def test_hard_mixture_computes_one_path_with_the_straight_through_gradient():
-    rule = gumbel.GumbelMixture(hard=True, seed=0)
+    rule = GumbelMixture(hard=True, seed=0)
     model, choice = _three_candidates(rule)
     rule.set_alphas({"op": ALPHA})
     rule.set_noise({"op": NOISE})
@@ -93,12 +95,12 @@ def test_hard_mixture_computes_one_path_with_the_straight_through_gradient():
 
 
 def test_gumbel_mixture_config_round_trip():
-    rule = gumbel.GumbelMixture(hard=True, temperature=4.0, seed=3)
-    copy = gumbel.GumbelMixture.from_config(rule.get_config())
+    rule = GumbelMixture(hard=True, temperature=4.0, seed=3)
+    copy = GumbelMixture.from_config(rule.get_config())
     assert copy.get_config() == rule.get_config()
     assert copy.hard and copy.temperature == 4.0
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(rule))
-    assert isinstance(restored, gumbel.GumbelMixture) and restored.hard
+    assert isinstance(restored, GumbelMixture) and restored.hard
 
 
 def test_temperature_schedules():
@@ -133,9 +135,9 @@ def test_invalid_arguments(oracle, kwargs, message):
 def test_noise_comes_from_the_seeded_training_state():
     def noise_after_steps(oracle, steps):
         rule, model = supernet(oracle, two_choices)
-        oracle.on_supernet_built(model, classification_data()[2])
+        connected = Connected(oracle, rule, model, classification_data()[2])
         for step in range(steps):
-            oracle.prepare_training_step(rule, step, 0, step / 4)
+            connected.prepare_step(step, step / 4)
         return {name: np.array(v.value) for name, v in rule._noise.items()}, rule
 
     first, rule = noise_after_steps(gumbel.GDAS(seed=0), 2)
@@ -164,9 +166,11 @@ def test_gdas_alpha_steps_learn_the_better_candidate():
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     # Target 2x: a larger weight on the identity lowers the loss (at the sampled weight 1
     # the identity already matching the target would give no gradient).
-    oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, 2 * x)).batch(8))
+    connected = Connected(
+        oracle, rule, model, tf.data.Dataset.from_tensor_slices((x, 2 * x)).batch(8)
+    )
     for step in range(20):
-        oracle.prepare_training_step(rule, step, 0, 0.0)
+        connected.prepare_step(step)
     assert oracle.softmax()["op"][0] > 0.6
     assert oracle.derive() == {"op": "identity"}
 
@@ -174,23 +178,24 @@ def test_gdas_alpha_steps_learn_the_better_candidate():
 def test_snas_resource_term_is_the_expected_multiply_adds():
     oracle = gumbel.SNAS(seed=0, resource_weight=1e4, arch_learning_rate=0.05)
     rule, model = supernet(oracle, two_choices)
-    oracle.on_supernet_built(model, classification_data()[2], classification_data(seed=1)[2])
+    validation, training = classification_data()[2], classification_data(seed=1)[2]
+    resource = Connected(oracle, rule, model, validation, training).architecture_step.loss_term
     # Dense(8) on 8 features: 64 multiply-adds; the skip: none.
-    macs = dict(oracle._candidate_macs)
+    macs = dict(resource.candidate_macs)
     np.testing.assert_allclose(macs["op0"], [64e-6, 0.0])
     rule.set_noise({"op0": [0.0, 0.0], "op1": [0.0, 0.0]})
     rule.set_alphas({"op0": [0.0, 0.0], "op1": [np.log(3.0), 0.0]})
     rule.set_temperature(1.0)
-    assert float(oracle.expected_macs()) == pytest.approx(64e-6 * (0.5 + 0.75))
-    assert float(oracle._arch_loss_extra()) == pytest.approx(1e4 * 64e-6 * 1.25)
+    assert float(resource.expected_macs()) == pytest.approx(64e-6 * (0.5 + 0.75))
+    assert float(resource()) == pytest.approx(1e4 * 64e-6 * 1.25)
 
     # The term pushes alphas towards the cheaper candidate, compared to no resource term.
     def skip_probability(resource_weight):
         snas = gumbel.SNAS(seed=0, resource_weight=resource_weight, arch_learning_rate=0.05)
         rule, model = supernet(snas, two_choices)
-        snas.on_supernet_built(model, None, classification_data(n=32, batch=8)[2])
+        connected = Connected(snas, rule, model, None, classification_data(n=32, batch=8)[2])
         for step in range(8):
-            snas.prepare_training_step(rule, step, 0, step / 8)
+            connected.prepare_step(step, step / 8)
         return np.mean([p[1] for p in snas.softmax().values()])
 
     assert skip_probability(1e4) > skip_probability(0.0) + 0.05

@@ -15,16 +15,16 @@ search proposes becomes a KerasTuner trial scored with inherited weights.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from tfnas import validation
-from tfnas.blocks.rules import MixingRule, PathDropout, SinglePath
-from tfnas.blocks.supernet import LayerChoice
 from tfnas.search import base, encoding, evolution
 from tfnas.tuners.weight_sharing import WeightSharingOracle
+
+if TYPE_CHECKING:
+    from tfnas.blocks.rules import MixingRule
 
 
 class RandomSampling(base.SearchAlgorithm):
@@ -135,6 +135,8 @@ class OneShot(WeightSharingOracle):
         super().__init__(*args, **kwargs)
 
     def make_mixing_rule(self) -> MixingRule:
+        from tfnas.blocks.rules import PathDropout
+
         return PathDropout()
 
     def _make_algorithm(self, seed):
@@ -152,54 +154,16 @@ class OneShot(WeightSharingOracle):
         rule.set_masks(masks)
 
 
-@keras.saving.register_keras_serializable(package="tfnas")
-class ScarletPath(SinglePath):
-    """Single path where identity candidates become learnable 1x1 projections.
-
-    SCARLET-NAS's linearly equivalent transformation: in the supernet a skip candidate
-    computes `conv1x1(x)` (initialized as the identity), which can represent the identity
-    but lets variable-depth supernets train stably. Exported networks keep the plain skip.
-    """
-
-    def build(self, choice):
-        super().build(choice)
-        if not isinstance(choice, LayerChoice) or hasattr(choice, "scarlet_projections"):
-            return
-        shape = choice.built_input_shape
-        projections = {}
-        for index, layer in enumerate(choice.candidates):
-            if type(layer) is keras.layers.Identity and len(shape) == 4:
-                projection = keras.layers.Conv2D(
-                    shape[-1], 1, use_bias=False, name=f"{choice.name}_let{index}"
-                )
-                projection.build(shape)
-                # Starts as the identity, the skip it stands for.
-                projection.kernel.assign(np.eye(shape[-1], dtype="float32")[None, None])
-                projections[str(index)] = projection
-        choice.scarlet_projections = projections
-
-    def mix_layers(self, choice, inputs, training=None):
-        projections = getattr(choice, "scarlet_projections", {})
-
-        def branch(index, layer):
-            if str(index) in projections:
-                return lambda x: projections[str(index)](x)
-            return lambda x: layer(x, training=training)
-
-        branches = [branch(i, layer) for i, layer in enumerate(choice.candidates)]
-        if len(branches) == 1:
-            return branches[0](inputs)
-        return keras.ops.switch(self._indices[choice.choice_name].value, branches, inputs)
-
-
 class ScarletNAS(_EvolutionarySearch):
     """SCARLET-NAS (Chu et al. 2019): scalable supernet training with learnable skips.
 
     Like SPOS (uniform single path, evolutionary search) but every skip (identity)
     candidate of a 4-D choice is trained as a 1x1 convolution initialized to the identity
-    (the linearly equivalent transformation), so supernets where many choices can skip
-    train stably.
+    (the linearly equivalent transformation, rule `tfnas.blocks.rules.ScarletPath`), so
+    supernets where many choices can skip train stably.
     """
 
     def make_mixing_rule(self) -> MixingRule:
+        from tfnas.blocks.rules import ScarletPath
+
         return ScarletPath()

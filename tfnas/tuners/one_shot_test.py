@@ -13,7 +13,6 @@ import pytest
 import tfnas
 from tfnas import blocks
 from tfnas.engine.testing import build, data
-from tfnas.tuners import one_shot
 
 ONE_SHOT = ["spos", "fairnas", "scarlet_nas", "random_weight_sharing", "one_shot"]
 
@@ -81,7 +80,7 @@ def test_path_dropout_layer_round_trip_and_tflite():
 
 
 def test_scarlet_skips_are_identity_initialized_projections():
-    rule = one_shot.ScarletPath()
+    rule = blocks.rules.ScarletPath()
     supernet = build(blocks.SupernetHyperParameters(rule))
     choices = [c for c in supernet._flatten_layers() if isinstance(c, blocks.LayerChoice)]
     projections = choices[0].scarlet_projections

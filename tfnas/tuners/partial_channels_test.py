@@ -10,12 +10,13 @@ import tensorflow as tf
 
 import tfnas
 from tfnas import blocks
+from tfnas.blocks.rules import PartialChannelMixture, SoftmaxMixture, channel_shuffle
 from tfnas.blocks.supernet import SupernetHyperParameters
 from tfnas.blocks.testing import run_layer_test
 from tfnas.engine import testing as weight_sharing_testing
 from tfnas.engine.supernet import collapse
-from tfnas.tuners import differentiable, partial_channels
-from tfnas.tuners.differentiable_testing import depth_only, supernet
+from tfnas.tuners import partial_channels
+from tfnas.tuners.differentiable_testing import Connected, depth_only, supernet
 
 K = 4
 
@@ -65,7 +66,7 @@ def _batches(n=16, batch=8):
 
 
 def test_layer_choice_matches_a_hand_computation_with_the_shuffle_order():
-    rule = partial_channels.PartialChannelMixture(partial_channels=K, seed=0)
+    rule = PartialChannelMixture(partial_channels=K, seed=0)
     inputs = keras.Input((1, 1, 8))
     model = keras.Model(inputs, _scale_choice(SupernetHyperParameters(rule))(inputs))
     alpha = [0.3, -0.4]
@@ -81,13 +82,11 @@ def test_layer_choice_matches_a_hand_computation_with_the_shuffle_order():
     np.testing.assert_allclose(model(x)[0, 0, 0], [0, 3, 5, 7, 0, 4, 6, 8])
     rule.use_mixture()
     np.testing.assert_allclose(model(x)[0, 0, 0], expected, rtol=1e-6)
-    np.testing.assert_allclose(
-        partial_channels.channel_shuffle(x, K)[0, 0, 0], [1, 3, 5, 7, 2, 4, 6, 8]
-    )
+    np.testing.assert_allclose(channel_shuffle(x, K)[0, 0, 0], [1, 3, 5, 7, 2, 4, 6, 8])
 
 
 def test_stride_two_bypass_is_max_pooled_and_exports_the_same():
-    rule = partial_channels.PartialChannelMixture(partial_channels=2, seed=0)
+    rule = PartialChannelMixture(partial_channels=2, seed=0)
     hp = SupernetHyperParameters(rule)
     inputs = keras.Input((3, 3, 4))
     choice = blocks.layer_choice(hp, "op", {
@@ -134,17 +133,17 @@ def test_edge_normalization_weights_the_inputs_and_the_alpha_step_trains_beta():
     edge0 = np.array(keras.Model(model.input, choice.output)(x))
     np.testing.assert_allclose(model(x), edge0 - x, rtol=1e-5, atol=1e-6)
     # Target: the first input alone. The betas' gradient moves the weight towards it.
-    oracle.on_supernet_built(model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
+    connected = Connected(oracle, rule, model, tf.data.Dataset.from_tensor_slices((x, x)).batch(4))
     before = oracle.input_weights()["in"]
     for step in range(5):
-        oracle.prepare_training_step(rule, step, 0, 0.0)
+        connected.prepare_step(step)
     after = oracle.input_weights()["in"]
     assert after[0] > before[0] + 0.01 and after[2] < before[2]
     assert set(oracle.betas()) == {"in"} and set(oracle.distributions()) == {"op"}
 
 
 def test_first_node_has_betas_in_mixture_mode_and_sums_in_one_architecture():
-    rule = partial_channels.PartialChannelMixture(seed=0)
+    rule = PartialChannelMixture(seed=0)
     hp = SupernetHyperParameters(rule)
     inputs = [keras.Input((2,)) for _ in range(2)]
     model = keras.Model(inputs, blocks.input_choice(hp, "node0", inputs, n_chosen=2))
@@ -260,15 +259,15 @@ def test_state_round_trip_and_resume(tmp_path):
 
 
 def test_rule_config_round_trip_and_layer_test():
-    rule = partial_channels.PartialChannelMixture(
+    rule = PartialChannelMixture(
         partial_channels=2, edge_normalization=False, seed=3, initial_alphas={"op": [1.0, 2.0]}
     )
     config = rule.get_config()
     assert config["partial_channels"] == 2 and config["edge_normalization"] is False
-    clone = partial_channels.PartialChannelMixture.from_config(config)
+    clone = PartialChannelMixture.from_config(config)
     assert clone.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(rule))
-    assert type(restored) is partial_channels.PartialChannelMixture
+    assert type(restored) is PartialChannelMixture
     assert restored.get_config() == config
 
     def make():
@@ -276,7 +275,7 @@ def test_rule_config_round_trip_and_layer_test():
             "op",
             [keras.layers.Conv2D(2, 3, padding="same"), keras.layers.Identity()],
             [{"op": "conv"}, {"op": "skip"}],
-            partial_channels.PartialChannelMixture(partial_channels=4, seed=0),
+            PartialChannelMixture(partial_channels=4, seed=0),
         )
 
     model = run_layer_test(make, (6, 6, 8))
@@ -286,14 +285,14 @@ def test_rule_config_round_trip_and_layer_test():
 def test_fixed_mode_and_other_rules_keep_all_channels():
     assert blocks.candidate_channels(keras_tuner.HyperParameters(), 8, "op") == 8
     assert blocks.partial_channel_divisor(keras_tuner.HyperParameters()) == 1
-    softmax = SupernetHyperParameters(differentiable.SoftmaxMixture())
+    softmax = SupernetHyperParameters(SoftmaxMixture())
     assert blocks.partial_channel_divisor(softmax) == 1
-    pc = SupernetHyperParameters(partial_channels.PartialChannelMixture(partial_channels=2))
+    pc = SupernetHyperParameters(PartialChannelMixture(partial_channels=2))
     assert blocks.candidate_channels(pc, 8, "op") == 4
 
 
 def test_k_must_divide_the_channels():
-    hp = SupernetHyperParameters(partial_channels.PartialChannelMixture(partial_channels=K))
+    hp = SupernetHyperParameters(PartialChannelMixture(partial_channels=K))
     with pytest.raises(
         ValueError,
         match="Choice 'op' has 6 input channels, which partial_channels=4 does not divide",
@@ -305,7 +304,7 @@ def test_k_must_divide_the_channels():
         tfnas.spaces.DartsSpace((8, 8, 1), 10, init_channels=6, num_cells=3).build(hp)
 
 
-@pytest.mark.parametrize("cls", [partial_channels.PartialChannelMixture, partial_channels.PCDARTS])
+@pytest.mark.parametrize("cls", [PartialChannelMixture, partial_channels.PCDARTS])
 def test_invalid_arguments(cls):
     with pytest.raises(
         ValueError, match="partial_channels must be >= 1. Received: partial_channels=0"
@@ -322,7 +321,7 @@ def test_invalid_arguments(cls):
 
 
 def test_candidates_not_built_for_partial_channels_are_refused():
-    hp = SupernetHyperParameters(partial_channels.PartialChannelMixture(partial_channels=K))
+    hp = SupernetHyperParameters(PartialChannelMixture(partial_channels=K))
     full_width = blocks.layer_choice(hp, "wide", {
         "conv": lambda: keras.layers.Conv2D(8, 3, padding="same"),
         "skip": lambda: keras.layers.Identity(),

@@ -56,6 +56,9 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         **kwargs: the arguments of `MultiTrialOracle` (seed, hyperparameters, ...).
     """
 
+    # How `tfnas.Tuner` runs this oracle: train one supernet, then evaluate every trial's
+    # architecture on it (an oracle without this attribute runs ordinary trials).
+    execution = "supernet"
     paths_per_step = 1
 
     def __init__(
@@ -157,7 +160,9 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
 
         Progressive strategies (P-DARTS) change the supernet between stages: they return
         True at a stage's first epoch, after which the trainer builds a new supernet (fresh
-        weights and optimizer) with `make_mixing_rule()` and `stage_hypermodel(...)`.
+        weights and optimizer) with `make_mixing_rule()` and `stage_hypermodel(...)` and
+        trains the stage in a new `fit`. It is called after the previous epoch's
+        checkpoint, so a resumed search asks it again for the epoch it resumes at.
         """
         return False
 
@@ -173,19 +178,6 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
             logger.warning("%s stops supernet training: %s", type(self).__name__, reason)
 
     # --- Plumbing ---------------------------------------------------------------------------
-
-    def training_state(self) -> dict[str, Any]:
-        """What supernet training changes in the oracle, checkpointed with each epoch."""
-        return {
-            "training_rng": base.rng_state(self.training_rng),
-            "algorithm": self.algorithm.get_state(),
-            "stop_reason": self.supernet_stop_reason,
-        }
-
-    def set_training_state(self, state: dict[str, Any]) -> None:
-        self.training_rng = base.rng_from_state(state["training_rng"])
-        self.algorithm.set_state(state["algorithm"])
-        self.supernet_stop_reason = state["stop_reason"]
 
     def _is_seen(self, values: encoding.Values) -> bool:
         return super()._is_seen(values) or not self.is_feasible(values)
@@ -209,6 +201,8 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         return result
 
     def get_state(self) -> dict[str, Any]:
+        # The one state of the oracle: in `oracle.json` and, after every supernet epoch, in
+        # the supernet checkpoint (the newer of the two is restored on resume).
         state = super().get_state()
         state["weight_sharing"] = {
             "training_rng": base.rng_state(self.training_rng),

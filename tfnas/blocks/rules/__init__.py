@@ -4,14 +4,23 @@ The strategy picks the rule; the choice point only asks it (`mix_layers`, `mix_i
 """
 
 from tfnas.blocks.rules.base import MixingRule, candidate_index, one_hot_architecture
+from tfnas.blocks.rules.gumbel import GumbelMixture
+from tfnas.blocks.rules.partial_channels import PartialChannelMixture, channel_shuffle
 from tfnas.blocks.rules.path_dropout import PathDropout
+from tfnas.blocks.rules.scarlet import ScarletPath
 from tfnas.blocks.rules.single_path import SinglePath, UniformMixture
+from tfnas.blocks.rules.softmax import SoftmaxMixture
 
 __all__ = [
+    "GumbelMixture",
     "MixingRule",
+    "PartialChannelMixture",
     "PathDropout",
+    "ScarletPath",
     "SinglePath",
+    "SoftmaxMixture",
     "UniformMixture",
     "candidate_index",
+    "channel_shuffle",
     "one_hot_architecture",
 ]

@@ -1,0 +1,447 @@
+"""Architecture steps: the gradient updates of a strategy's architecture parameters.
+
+A differentiable strategy (`tfnas.tuners.differentiable`, `gumbel`, `partial_channels`)
+configures one of these; `SupernetTrainer` runs it. The trainer calls `connect(supernet,
+rule, validation_data, training_data)` once the supernet is built, `begin_epoch(epoch)`
+before each epoch and `step(step, progress)` before the weight step of each batch. A step
+owns what training the alphas needs (the optimizer, the data iterators, the traced update);
+`get_state()` is the JSON the oracle keeps in its own state, so one checkpoint of the oracle
+covers it.
+
+- `FirstOrderStep`: one Adam step on the gradient of the supernet's loss on the next batch
+  of a split with respect to the alphas: the validation split for the bilevel methods
+  (DARTS first order, P-DARTS, PC-DARTS, GDAS), the training split for SNAS's single loss.
+  Plug-ins: a `loss_term` added to that loss (SNAS's resource term, `ExpectedMacs`) and a
+  `resample` hook run before the alpha step and again before the weight step
+  (`GumbelSampling`: fresh Gumbel noise and the annealed temperature).
+- `SecondOrderStep`: DARTS's unrolled step with the finite-difference Hessian-vector
+  product; the weights and batch-norm statistics are restored afterwards.
+
+Every step uses Adam (`epsilon=1e-8`) with the L2 decay added to the gradient, checks in
+the graph that the loss and the alphas are finite, and is traced once for every batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfnas import cost, validation
+from tfnas.blocks.supernet import LayerChoice
+from tfnas.engine.supernet import choice_layers, synchronous
+
+SPLITS = ("validation", "training")
+
+
+class ArchitectureStep:
+    """The protocol between `SupernetTrainer` and a strategy's architecture update."""
+
+    def connect(self, supernet: keras.Model, rule, validation_data, training_data=None) -> None:
+        """Binds the step to a built supernet, its mixing rule and the data.
+
+        Args:
+            supernet: the compiled supernet, built with `rule`.
+            rule: the supernet's `MixingRule`, holding the architecture parameters.
+            validation_data: the batched validation `tf.data.Dataset` of `(x, y)`.
+            training_data: the batched training `tf.data.Dataset` of `(x, y)` (one pass).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement connect.")
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before each supernet epoch (0-based)."""
+
+    def step(self, step: int, progress: float) -> None:
+        """One architecture update, before the weight step of a batch.
+
+        Args:
+            step: the global step, counted over all epochs.
+            progress: fraction of the supernet training done, in [0, 1).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement step.")
+
+    def get_state(self) -> dict[str, Any]:
+        """The step's state as JSON (e.g. its optimizer's slots)."""
+        return {}
+
+    def set_state(self, state: Mapping[str, Any] | None) -> None:
+        """Restores `get_state()`'s JSON (None: keep the fresh state)."""
+
+
+class GumbelSampling:
+    """A `resample` hook: fresh Gumbel noise and the annealed temperature (SNAS, GDAS).
+
+    Args:
+        rng: returns the generator the noise is drawn from (the oracle's seeded training
+            random state, read at each call so a restored state is used).
+        temperature: `temperature(progress)`, tau after `progress` of the search.
+    """
+
+    def __init__(
+        self, rng: Callable[[], np.random.Generator], temperature: Callable[[float], float]
+    ):
+        self.rng = rng
+        self.temperature = temperature
+
+    def __call__(self, rule, progress: float) -> None:
+        rng = self.rng()
+        noise = {
+            name: rng.gumbel(size=len(values)).tolist()
+            for name, values in rule.get_alphas().items()
+        }
+        rule.set_noise(noise)
+        rule.set_temperature(self.temperature(progress))
+
+
+class ExpectedMacs:
+    """SNAS's resource term: `weight * sum over layer choices of sum_k w_k * MMACs_k`.
+
+    `w` is the rule's relaxed sample (`relaxed_weights`), so the term is differentiable in
+    alpha; `MMACs_k` the multiply-adds of candidate k in millions.
+
+    Args:
+        weight: lambda (> 0).
+    """
+
+    def __init__(self, weight: float):
+        self.weight = float(weight)
+        self.candidate_macs: list[tuple[str, np.ndarray]] = []
+        self._rule = None
+
+    def connect(self, supernet: keras.Model, rule) -> None:
+        self._rule = rule
+        self.candidate_macs = [
+            (
+                layer.choice_name,
+                np.asarray(
+                    [cost.layer_macs(c, layer.built_input_shape) / 1e6 for c in layer.candidates],
+                    dtype="float32",
+                ),
+            )
+            for layer in choice_layers(supernet)
+            if isinstance(layer, LayerChoice)
+        ]
+
+    def expected_macs(self):
+        """The relaxed sample's multiply-adds in millions (a tensor)."""
+        total = 0.0
+        for name, macs in self.candidate_macs:
+            total = total + keras.ops.sum(self._rule.relaxed_weights(name) * macs)
+        return total
+
+    def __call__(self):
+        return self.weight * self.expected_macs()
+
+
+def _batch_signature(data) -> tuple:
+    """`(x_spec, y_spec)` of a batched dataset's elements, with any batch size."""
+    import tensorflow as tf
+
+    def any_batch(spec):
+        if not isinstance(spec, tf.TensorSpec) or spec.shape.rank is None:
+            return spec
+        return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
+
+    return tuple(tf.nest.map_structure(any_batch, tuple(data.element_spec)[:2]))
+
+
+class FirstOrderStep(ArchitectureStep):
+    """One Adam step on the gradient of the supernet's loss on a batch w.r.t. the alphas.
+
+    Before the step the rule is put back in mixture mode (and `resample` is called); after
+    it, `resample` is called again, so the weight step gets its own sample.
+
+    Args:
+        learning_rate: Adam's learning rate.
+        beta_1, beta_2: Adam's betas.
+        weight_decay: L2 penalty added to the alphas' gradient.
+        split: the data the step takes its batches from: "validation" or "training".
+        loss_term: optional `term()` added to the loss, with `connect(supernet, rule)`
+            (e.g. `ExpectedMacs`).
+        resample: optional `resample(rule, progress)`, run before the alpha step and
+            before the weight step (e.g. `GumbelSampling`).
+        owner: the strategy's name, for error messages.
+
+    Example:
+
+    ```python
+    step = FirstOrderStep(learning_rate=3e-4, beta_1=0.5, beta_2=0.999, weight_decay=1e-3)
+    step.connect(supernet, rule, validation_data, training_data)
+    step.begin_epoch(0)
+    step.step(0, 0.0)    # alphas updated on the first validation batch
+    ```
+    """
+
+    def __init__(
+        self,
+        *,
+        learning_rate: float,
+        beta_1: float,
+        beta_2: float,
+        weight_decay: float,
+        split: str = "validation",
+        loss_term=None,
+        resample: Callable[[Any, float], None] | None = None,
+        owner: str = "DARTS",
+    ):
+        self.split = validation.check_one_of("split", split, SPLITS)
+        self.learning_rate = float(learning_rate)
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.weight_decay = float(weight_decay)
+        self.loss_term = loss_term
+        self.resample = resample
+        self.owner = owner
+        self.optimizer: keras.optimizers.Optimizer | None = None
+        self._optimizer_state: list | None = None
+        self._supernet: keras.Model | None = None
+        self._rule = None
+        self._data: dict[str, Any] = {}
+        self._iterators: dict[str, Any] = {}
+        self._epoch = 0
+        self._function = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether `connect` bound the step to a supernet."""
+        return self._supernet is not None
+
+    def connect(self, supernet, rule, validation_data, training_data=None) -> None:
+        """Binds the step to the supernet built with `rule` and to the data.
+
+        Raises:
+            ValueError: when the supernet was not built with `rule`, or the split the step
+                needs is missing.
+        """
+        if not any(layer.mixing_rule is rule for layer in choice_layers(supernet)):
+            raise ValueError(
+                f"{self.owner}'s architecture step needs a supernet built with the rule returned "
+                "by the oracle's make_mixing_rule()."
+            )
+        self._data = {"validation": validation_data, "training": training_data}
+        for split in self._splits():
+            if self._data[split] is None:
+                raise ValueError(
+                    f"{self.owner} needs {split} data for its architecture steps. Received: "
+                    f"{split}_data=None."
+                )
+        self._supernet, self._rule = supernet, rule
+        self._iterators, self._function, self.optimizer = {}, None, None
+        if self.loss_term is not None:
+            self.loss_term.connect(supernet, rule)
+
+    def _splits(self) -> tuple[str, ...]:
+        """The splits the step's batches come from, in argument order."""
+        return (self.split,)
+
+    def begin_epoch(self, epoch: int) -> None:
+        # The batches restart every epoch, so a resumed search sees the same batches as an
+        # uninterrupted one.
+        self._iterators = {}
+        self._epoch = int(epoch)
+
+    def step(self, step: int, progress: float) -> None:
+        """Takes one alpha step on the next batch, then sets the rule for the weight step.
+
+        Raises:
+            RuntimeError: before `connect`.
+            FloatingPointError: when the alpha step's loss or the alphas are not finite.
+        """
+        if not self.connected:
+            raise RuntimeError(f"{self.owner}'s architecture step runs after connect(...).")
+        self._rule.use_mixture()
+        if self.resample is not None:
+            self.resample(self._rule, progress)
+        batches = [tensor for split in self._splits() for tensor in self._next_batch(split)[:2]]
+        loss, alphas_finite = (float(v) for v in self._checked_function()(*batches))
+        if not np.isfinite(loss) or not alphas_finite:
+            raise FloatingPointError(
+                f"{self.owner}'s architecture step at global step {step} (epoch "
+                f"{self._epoch + 1}) gave loss {loss} and alphas "
+                f"{'finite' if alphas_finite else 'with NaN/inf'}: the "
+                "search diverged. The checkpoint of the last finished epoch is kept; lower "
+                "arch_learning_rate or the supernet's learning rate and resume or restart."
+            )
+        if self.resample is not None:
+            self.resample(self._rule, progress)
+
+    def _next_batch(self, split: str):
+        if split not in self._iterators:
+            self._iterators[split] = iter(synchronous(self._data[split].repeat()))
+        return next(self._iterators[split])
+
+    def _signature(self) -> tuple:
+        """The `input_signature` of the step: one trace for every batch size."""
+        return tuple(
+            spec for split in self._splits() for spec in _batch_signature(self._data[split])
+        )
+
+    # --- State --------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """`{"optimizer": Adam's variables as lists}` (None before the first step)."""
+        if self.optimizer is None:
+            return {"optimizer": self._optimizer_state}
+        return {
+            "optimizer": [
+                keras.ops.convert_to_numpy(v.value).tolist() for v in self.optimizer.variables
+            ]
+        }
+
+    def set_state(self, state: Mapping[str, Any] | None) -> None:
+        self._optimizer_state = (state or {}).get("optimizer")
+        if self.optimizer is not None and self._optimizer_state is not None:
+            self._assign_optimizer_state()
+
+    def _assign_optimizer_state(self) -> None:
+        for variable, value in zip(self.optimizer.variables, self._optimizer_state):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+    # --- The update ---------------------------------------------------------------------
+
+    def _get_optimizer(self) -> keras.optimizers.Optimizer:
+        if self.optimizer is None:
+            self.optimizer = keras.optimizers.Adam(
+                self.learning_rate,
+                beta_1=self.beta_1,
+                beta_2=self.beta_2,
+                epsilon=1e-8,
+                name="arch_adam",
+            )
+            self.optimizer.build(self._rule.alpha_variables)
+            if self._optimizer_state is not None:
+                self._assign_optimizer_state()
+        return self.optimizer
+
+    def _loss(self, x, y, training: bool = True):
+        """The supernet's loss on a batch (the compiled loss, plus regularization)."""
+        y_pred = self._supernet(x, training=training)
+        return self._supernet.compute_loss(x=x, y=y, y_pred=y_pred, training=training)
+
+    def _apply_gradients(self, gradients) -> None:
+        import tensorflow as tf
+
+        alphas, decay = self._rule.alpha_variables, self.weight_decay
+        gradients = [
+            (tf.zeros_like(alpha.value) if g is None else g) + decay * alpha.value
+            for g, alpha in zip(gradients, alphas)
+        ]
+        self._get_optimizer().apply_gradients(zip(gradients, alphas))
+
+    def _build_function(self):
+        """The alpha update as a `tf.function` of the batches, returning the loss."""
+        import tensorflow as tf
+
+        alphas = self._rule.alpha_variables
+        self._get_optimizer()
+
+        @tf.function(input_signature=self._signature(), autograph=False)
+        def arch_step(x, y):
+            with tf.GradientTape() as tape:
+                loss = self._loss(x, y)
+                if self.loss_term is not None:
+                    loss = loss + self.loss_term()
+            self._apply_gradients(tape.gradient(loss, [a.value for a in alphas]))
+            return loss
+
+        return arch_step
+
+    def _checked_function(self):
+        """The update, returning `[loss, 1.0 if every alpha is finite else 0.0]`.
+
+        The check runs in the graph: one small transfer per step instead of reading
+        every alpha back to NumPy.
+        """
+        if self._function is None:
+            import tensorflow as tf
+
+            arch_step, alphas = self._build_function(), self._rule.alpha_variables
+
+            @tf.function(input_signature=arch_step.input_signature, autograph=False)
+            def checked_arch_step(*batch):
+                loss = tf.cast(arch_step(*batch), "float32")
+                finite = [tf.reduce_all(tf.math.is_finite(a.value)) for a in alphas]
+                return tf.stack([loss, tf.cast(tf.reduce_all(finite), "float32")])
+
+            self._function = checked_arch_step
+        return self._function
+
+
+class SecondOrderStep(FirstOrderStep):
+    """DARTS's unrolled second-order step (Liu et al. 2018, eq. 7-8).
+
+    The alpha gradient is taken at the weights after one virtual SGD step
+    `w' = w - xi * (grad_w L_train(w, alpha) + decay * w)` (no momentum; `decay` is the
+    supernet optimizer's `weight_decay`), and the implicit term
+    `-xi * grad^2_{alpha,w} L_train(w, alpha) grad_{w'} L_val(w', alpha)` uses the
+    finite-difference Hessian-vector product (two extra passes at `w +- eps * v`,
+    `v = grad_{w'} L_val`, `eps = 0.01 / ||v||`). The training batch comes from the step's
+    own pass over the training split. The weights and batch-norm statistics are restored
+    afterwards.
+
+    Args:
+        unrolled_learning_rate: xi (> 0), or None for the supernet optimizer's current
+            learning rate, as in the paper.
+        **kwargs: the arguments of `FirstOrderStep` (`split` is the validation split).
+    """
+
+    def __init__(self, *, unrolled_learning_rate: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.unrolled_learning_rate = unrolled_learning_rate
+
+    def _splits(self) -> tuple[str, ...]:
+        return (self.split, "training")
+
+    def _build_function(self):
+        import tensorflow as tf
+
+        supernet, alphas = self._supernet, self._rule.alpha_variables
+        self._get_optimizer()
+        weights = list(supernet.trainable_variables)
+        state = list(supernet.non_trainable_variables)
+        weight_decay = float(getattr(supernet.optimizer, "weight_decay", None) or 0.0)
+
+        def gradients(loss_fn, variables):
+            with tf.GradientTape() as tape:
+                loss = loss_fn()
+            grads = tape.gradient(loss, [v.value for v in variables])
+            return loss, [
+                tf.zeros_like(v.value) if g is None else g for g, v in zip(grads, variables)
+            ]
+
+        @tf.function(input_signature=self._signature(), autograph=False)
+        def arch_step(x_val, y_val, x_train, y_train):
+            xi = (
+                self.unrolled_learning_rate
+                if self.unrolled_learning_rate is not None
+                else tf.cast(supernet.optimizer.learning_rate, "float32")
+            )
+            saved_weights = [tf.identity(w.value) for w in weights]
+            saved_state = [tf.identity(v.value) for v in state]
+            # The virtual step w' = w - xi * (grad_w L_train + decay * w).
+            _, grads = gradients(lambda: self._loss(x_train, y_train), weights)
+            for w, g in zip(weights, grads):
+                w.assign_sub(xi * (g + weight_decay * w.value))
+            loss, grads = gradients(lambda: self._loss(x_val, y_val), alphas + weights)
+            alpha_grads, vector = grads[: len(alphas)], grads[len(alphas) :]
+            epsilon = 0.01 / (tf.linalg.global_norm(vector) + 1e-12)
+            # grad_alpha L_train at w + eps * v and w - eps * v (the original w).
+            hessian = []
+            for sign in (1.0, -1.0):
+                for w, saved, v in zip(weights, saved_weights, vector):
+                    w.assign(saved + sign * epsilon * v)
+                hessian.append(gradients(lambda: self._loss(x_train, y_train), alphas)[1])
+            for w, saved in zip(weights, saved_weights):
+                w.assign(saved)
+            for v, saved in zip(state, saved_state):
+                v.assign(saved)
+            self._apply_gradients(
+                [
+                    g - xi * (plus - minus) / (2.0 * epsilon)
+                    for g, plus, minus in zip(alpha_grads, *hessian)
+                ]
+            )
+            return loss
+
+        return arch_step
