@@ -30,6 +30,8 @@ setup(
     entry_points={
         "console_scripts": [
             "tfnas-search=tfnas.bin.search:console_main",
+            "tfnas-train=tfnas.bin.train:console_main",
+            "tfnas-export=tfnas.bin.export:console_main",
         ]
     },
 )

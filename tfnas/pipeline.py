@@ -15,7 +15,7 @@ import keras
 import keras_tuner
 
 from tfnas import data as data_lib
-from tfnas import latency, oracles, spaces, validation
+from tfnas import latency, oracles, spaces, training, validation
 from tfnas.architecture import Architecture
 from tfnas.cost import COST_METRICS
 from tfnas.engine.tuner import Tuner
@@ -92,6 +92,7 @@ def run_search(
     num_threads: int = 1,
     overwrite: bool = False,
     verbose: int = 1,
+    then_train_epochs: int = 0,
 ) -> dict:
     """Runs a search on a ready space and exports the best architecture.
 
@@ -104,7 +105,8 @@ def run_search(
         dataset: a name of `tfnas.data.DATASETS` (default: the bundled digits).
         max_trials: trials to run.
         epochs: training epochs per trial.
-        output_dir: where the tuner's project and the output files go.
+        output_dir: where the tuner's project and the output files go: a directory this
+            process can write to, or can create (checked before any work).
         seed: seeds the data split, the oracle and Keras.
         batch_size: training batch size.
         quantize: TFLite export: None (float32), "float16" or "int8".
@@ -112,6 +114,9 @@ def run_search(
         num_threads: LiteRT threads.
         overwrite: start over instead of resuming.
         verbose: 0 silent, 1 trial progress, 2 also per-epoch lines.
+        then_train_epochs: if > 0, then train the best architecture from scratch for this
+            many epochs with `tfnas.training.run` (its defaults otherwise) into
+            `output_dir/train`; its summary is the returned summary's "train" entry.
 
     Returns:
         The summary written to `results.json` (without the per-trial list).
@@ -129,11 +134,9 @@ def run_search(
         ("num_threads", num_threads),
     ):
         validation.check_int(name, value, low=1)
+    validation.check_int("then_train_epochs", then_train_epochs, low=0)
     latency.tflite.check_quantize(quantize)
-    if not isinstance(output_dir, str) or not output_dir:
-        raise ValueError(
-            f"output_dir must be a non-empty path. Received: output_dir={output_dir!r}"
-        )
+    validation.check_writable_dir("output_dir", output_dir)
 
     keras.utils.set_random_seed(seed)
     data = data_lib.load(dataset, seed=seed)
@@ -157,13 +160,8 @@ def run_search(
         verbose=verbose,
     )
 
-    best_trial = tuner.oracle.get_best_trials(1)
-    if not best_trial:
-        raise RuntimeError(
-            f"No trial of the search in {output_dir!r} completed; see the trial messages in "
-            "its trial_*/trial.json files."
-        )
-    best_trial = best_trial[0]
+    # `Tuner.search` raises when no trial completed.
+    best_trial = tuner.oracle.get_best_trials(1)[0]
     architecture = Architecture.from_hyperparameters(
         hypermodel, best_trial.hyperparameters, validate=False
     )
@@ -219,4 +217,16 @@ def run_search(
         )
     if verbose:
         print(_format_report(summary))
+    if then_train_epochs:
+        summary["train"] = training.run(
+            space=space,
+            architecture=paths["architecture.json"],
+            dataset=dataset,
+            epochs=then_train_epochs,
+            batch_size=batch_size,
+            output_dir=os.path.join(output_dir, "train"),
+            seed=seed,
+            overwrite=overwrite,
+            verbose=min(verbose, 1),
+        )
     return summary

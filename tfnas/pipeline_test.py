@@ -54,3 +54,29 @@ def test_bad_arguments_fail_before_any_work(kwargs, message, tmp_path):
     kwargs = {"output_dir": str(tmp_path), **kwargs}
     with pytest.raises(ValueError, match=message):
         pipeline.run_search(**kwargs)
+
+
+def test_output_dir_that_is_a_file_fails_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline.data_lib, "load", lambda *a, **k: pytest.fail("did work"))
+    path = tmp_path / "results.txt"
+    path.write_text("")
+    with pytest.raises(
+        ValueError,
+        match=rf"output_dir must be a directory, but it is a file\. Received: "
+        rf"output_dir='{path}'\. Pass another output_dir",
+    ):
+        pipeline.run_search(output_dir=str(path))
+    with pytest.raises(ValueError, match=rf"but '{path}', above it, is a file"):
+        pipeline.run_search(output_dir=str(path / "run"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/1"), reason="needs Linux's /proc")
+def test_unwritable_output_dir_fails_before_any_work(monkeypatch):
+    monkeypatch.setattr(pipeline.data_lib, "load", lambda *a, **k: pytest.fail("did work"))
+    # /proc/1 refuses new entries even to root, for whom file modes do not apply.
+    with pytest.raises(
+        ValueError,
+        match=r"output_dir must be a directory this process can write to, but '/proc/1' is "
+        r"not writable\. Received: output_dir='/proc/1/run'",
+    ):
+        pipeline.run_search(output_dir="/proc/1/run")

@@ -8,6 +8,7 @@ Plain Python and numpy: importing it does not import TensorFlow.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,32 @@ def check_one_of(name: str, value: Any, options: tuple) -> Any:
     if value not in options:
         raise ValueError(f"{name} must be one of {list(options)}. Received: {name}={value!r}")
     return value
+
+
+def check_writable_dir(name: str, path: Any) -> str:
+    """Returns `path` if it is, or can be made, a directory this process may write to.
+
+    Nothing is created: the nearest existing ancestor of `path` must be a writable
+    directory, so that a search fails before any work rather than at its first save.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
+        raise ValueError(f"{name} must be a non-empty path. Received: {name}={path!r}")
+    path = os.fspath(path)
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "it" if existing == os.path.abspath(path) else f"{existing!r}, above it,"
+        raise ValueError(
+            f"{name} must be a directory, but {where} is a file. Received: {name}={path!r}. "
+            f"Pass another {name}, or move the file away."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{name} must be a directory this process can write to, but {existing!r} is not "
+            f"writable. Received: {name}={path!r}. Pass another {name}, or make it writable."
+        )
+    return path
 
 
 def _check_range(name, value, low, high, low_inclusive=True, high_inclusive=True):

@@ -1,4 +1,4 @@
-"""tfnas-search: architecture search on a ready space, exported to .keras and .tflite.
+r"""tfnas-search: architecture search on a ready space, exported to .keras and .tflite.
 
     tfnas-search --space=nasbench201 --oracle=random --dataset=digits \
         --max_trials=4 --epochs=4 --output_dir=runs/demo
@@ -10,7 +10,8 @@ again with the same --output_dir to resume an interrupted search (--overwrite to
 
 from absl import app, flags, logging
 
-from tfnas import data, oracles, spaces
+from tfnas import data, oracles, spaces, validation
+from tfnas.bin import console
 
 _SPACE = flags.DEFINE_enum("space", "nasbench201", list(spaces.SPACES), "Search space.")
 _ORACLE = flags.DEFINE_enum(
@@ -38,6 +39,14 @@ _NUM_THREADS = flags.DEFINE_integer(
     "num_threads", 1, "LiteRT threads for timing.", lower_bound=1, upper_bound=256
 )
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Start over instead of resuming.")
+_THEN_TRAIN_EPOCHS = flags.DEFINE_integer(
+    "then_train_epochs",
+    0,
+    "Then train the best architecture from scratch for this many epochs with tfnas-train's "
+    "recipe, into <output_dir>/train (0: no retraining).",
+    lower_bound=0,
+    upper_bound=10_000,
+)
 _VERBOSE = flags.DEFINE_integer(
     "verbose", 1, "0 silent, 1 trials, 2 epochs.", lower_bound=0, upper_bound=2
 )
@@ -46,6 +55,17 @@ _VERBOSE = flags.DEFINE_integer(
 @flags.validator("output_dir", message="--output_dir must be a non-empty path.")
 def _check_output_dir(value):
     return bool(value and value.strip())
+
+
+@flags.validator("output_dir")
+def _check_output_dir_writable(value):
+    # At parsing, before any work; an empty value is left to the check above.
+    if value and value.strip():
+        try:
+            validation.check_writable_dir("output_dir", value)
+        except ValueError as e:
+            raise flags.ValidationError(str(e)) from None
+    return True
 
 
 def main(argv):
@@ -71,12 +91,13 @@ def main(argv):
         num_threads=_NUM_THREADS.value,
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
+        then_train_epochs=_THEN_TRAIN_EPOCHS.value,
     )
 
 
 def console_main():
     """Entry point of the `tfnas-search` console script."""
-    app.run(main)
+    console.run(main, __name__)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """tfnas-search flags: bounds and validators reject bad values with the flag's name."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from absl import flags
 from absl.testing import flagsaver
@@ -25,6 +29,47 @@ def test_flags_out_of_bounds(argv, message):
         with pytest.raises(flags.Error, match=message):
             flags.FLAGS(["tfnas-search", *argv])
         flags.FLAGS.unparse_flags()
+
+
+def test_output_dir_that_is_a_file_is_refused_at_parsing(tmp_path):
+    path = tmp_path / "results.txt"
+    path.write_text("")
+    with flagsaver.flagsaver():
+        with pytest.raises(
+            flags.IllegalFlagValueError,
+            match=rf"flag --output_dir={path}: output_dir must be a directory, but it is a "
+            rf"file\. Received: output_dir='{path}'",
+        ):
+            flags.FLAGS(["tfnas-search", f"--output_dir={path}"])
+        flags.FLAGS.unparse_flags()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/1"), reason="needs Linux's /proc")
+def test_unwritable_output_dir_is_refused_at_parsing():
+    with flagsaver.flagsaver():
+        with pytest.raises(
+            flags.IllegalFlagValueError,
+            match=r"flag --output_dir=/proc/1/run: output_dir must be a directory this process "
+            r"can write to, but '/proc/1' is not writable",
+        ):
+            flags.FLAGS(["tfnas-search", "--output_dir=/proc/1/run"])
+        flags.FLAGS.unparse_flags()
+
+
+def test_help_lists_the_binarys_own_flags():
+    # As the console script runs it: the main module is a wrapper that defines no flag.
+    script = (
+        "import sys; sys.argv[0] = 'tfnas-search'; "
+        "from tfnas.bin.search import console_main; console_main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--help"], capture_output=True, text=True, timeout=120
+    )
+    # absl exits with status 1 after printing the help.
+    assert result.stdout.startswith("tfnas-search: architecture search on a ready space")
+    for flag in ("--space", "--oracle", "--max_trials", "--output_dir", "--overwrite"):
+        assert f"  {flag}" in result.stdout or f"  --[no]{flag[2:]}" in result.stdout, flag
+    assert "--max_trials: Architectures to evaluate." in result.stdout
 
 
 def test_every_registered_oracle_is_accepted():

@@ -10,13 +10,17 @@ with `SupernetHyperParameters` (supernet mode) every candidate is built into a
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import json
 import re
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 
 from tfnas.blocks.supernet import (
     REDUCTIONS,
@@ -70,6 +74,14 @@ def _check_candidates(name: str, candidates: Any) -> list[str]:
             raise ValueError(
                 f"Candidate names of choice {name!r} must be non-empty strings. Received: {key!r}"
             )
+        if isinstance(factory, keras.layers.Layer):
+            # A layer is callable too, but calling it without inputs fails deep in Keras.
+            raise TypeError(
+                f"Candidate {key!r} of choice {name!r} must be a factory that returns a new "
+                f"layer, not a layer instance: each build (and each supernet candidate) needs "
+                f"its own weights. Pass a factory such as `lambda: keras.layers.Conv2D(...)`. "
+                f"Received: {factory!r}"
+            )
         if not callable(factory):
             raise TypeError(
                 f"Candidate {key!r} of choice {name!r} must be a callable returning a Keras "
@@ -93,9 +105,11 @@ def _shape_key(shape) -> str:
 class _FixedChoice:
     """Fixed-mode result of `layer_choice`: applies the chosen layer to its input.
 
-    Calling it checks, once per input shape, that all candidates agree on the output shape,
-    so a space that could not form a supernet fails at the first build, not in a later
-    weight-sharing search.
+    Calling it checks that all candidates agree on the output shape, so a space that could
+    not form a supernet fails at the first build, not in a later weight-sharing search. The
+    check is symbolic but builds every candidate, so it runs once per choice name, input
+    shape and candidates (see `_checked_key`): a later build with other candidates under the
+    same name is checked again.
     """
 
     def __init__(self, name: str, key: str, layer, candidates: Mapping[str, LayerFactory]):
@@ -106,22 +120,87 @@ class _FixedChoice:
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, keras.KerasTensor):
-            checked = _CHECKED_SHAPES.setdefault(self.name, set())
-            shape_key = _shape_key(inputs.shape)
-            if shape_key not in checked:
-                shapes = {}
-                for key, factory in self._candidates.items():
-                    layer = (
-                        self.layer if key == self.value else _make_layer(self.name, key, factory)
-                    )
-                    shapes[key] = layer.compute_output_spec(inputs).shape
+            checked_key = _checked_key(self.name, inputs.shape, self._candidates, self._layers)
+            if checked_key is None or checked_key not in _CHECKED_SHAPES:
+                shapes = {
+                    key: layer.compute_output_spec(inputs).shape
+                    for key, layer in self._layers().items()
+                }
                 _check_same_output_shapes(self.name, shapes)
-                checked.add(shape_key)
+                if checked_key is not None:
+                    _CHECKED_SHAPES.add(checked_key)
         return self.layer(inputs, *args, **kwargs)
 
+    def _layers(self) -> dict[str, keras.layers.Layer]:
+        """The chosen layer and a new instance of every other candidate."""
+        return {
+            key: self.layer if key == self.value else _make_layer(self.name, key, factory)
+            for key, factory in self._candidates.items()
+        }
 
-# Choice names whose candidates were checked for a given input shape (cheap: symbolic only).
-_CHECKED_SHAPES: dict[str, set[str]] = {}
+
+# The shape checks passed: (choice name, input shape, what the candidates are).
+_CHECKED_SHAPES: set[tuple] = set()
+
+
+class _Unknown(Exception):
+    """A factory whose candidates cannot be told apart from another's without building."""
+
+
+def _checked_key(name, shape, candidates, make_layers) -> tuple | None:
+    """The key of a shape check in `_CHECKED_SHAPES`, None to check at every build.
+
+    Candidates are identified by their factories (code, defaults and closure values, the
+    globals they read taken as constant: no layer is created, and a build of a cell space
+    has hundreds of candidates), else by the configs of new instances (layer names
+    removed), else not at all.
+    """
+    try:
+        what = tuple((key, _fingerprint(factory)) for key, factory in candidates.items())
+    except _Unknown:
+        try:
+            configs = [
+                (key, type(layer).__module__, type(layer).__qualname__, layer.get_config())
+                for key, layer in make_layers().items()
+            ]
+        except NotImplementedError:  # A custom layer without get_config.
+            return None
+        what = json.dumps(_without_names(configs), default=repr)
+    return name, _shape_key(shape), what
+
+
+def _fingerprint(value, depth: int = 0):
+    """A hashable value equal for factories that build the same layers, or `_Unknown`."""
+    if depth > 8:
+        raise _Unknown
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return type(value).__name__, value
+    if isinstance(value, (tuple, list)):
+        return type(value).__name__, tuple(_fingerprint(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return "dict", tuple((k, _fingerprint(v, depth + 1)) for k, v in value.items())
+    if isinstance(value, (type, types.BuiltinFunctionType)):
+        return "named", value.__module__, value.__qualname__
+    if isinstance(value, functools.partial):
+        parts = (value.func, value.args, value.keywords)
+        return "partial", _fingerprint(parts, depth + 1)
+    if isinstance(value, types.FunctionType):
+        try:
+            closure = [cell.cell_contents for cell in value.__closure__ or ()]
+        except ValueError:  # An empty cell.
+            raise _Unknown from None
+        parts = (value.__defaults__, value.__kwdefaults__, closure)
+        return "function", value.__code__, _fingerprint(parts, depth + 1)
+    raise _Unknown
+
+
+def _without_names(config):
+    """`config` without its "name" keys, which differ between builds of the same layers."""
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(value) for value in config]
+    return config
 
 
 def layer_choice(

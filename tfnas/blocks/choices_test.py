@@ -69,6 +69,17 @@ def test_error_candidate_not_callable():
         blocks.layer_choice(keras_tuner.HyperParameters(), "op", {"conv": 3})
 
 
+def test_error_candidate_is_a_layer_instance_not_a_factory():
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    with pytest.raises(
+        TypeError,
+        match=r"Candidate 'conv' of choice 'op' must be a factory that returns a new layer, not "
+        r"a layer instance.*Pass a factory such as `lambda: keras.layers.Conv2D\(\.\.\.\)`\. "
+        r"Received: <Conv2D",
+    ):
+        blocks.layer_choice(keras_tuner.HyperParameters(), "op", {"conv": conv})
+
+
 def test_error_candidate_does_not_return_a_layer():
     with pytest.raises(
         TypeError,
@@ -95,6 +106,36 @@ def test_error_output_shapes_disagree():
         ValueError,
         match=r"candidates of choice 'widths' produce different output shapes.*'conv3x3': \(None, 8, 8, 16\).*'pool': \(None, 8, 8, 4\)",
     ):
+        choice(inputs)
+
+
+def test_shape_check_is_redone_for_other_candidates_under_the_same_name():
+    # A first model with agreeing candidates must not vouch for a later one whose
+    # candidates under the same choice name disagree.
+    inputs = keras.Input((8, 8, 4))
+    blocks.layer_choice(keras_tuner.HyperParameters(), "reused", _candidates(filters=4))(inputs)
+    blocks.layer_choice(keras_tuner.HyperParameters(), "reused", _candidates(filters=4))(inputs)
+    choice = blocks.layer_choice(keras_tuner.HyperParameters(), "reused", _candidates(filters=8))
+    with pytest.raises(ValueError, match=r"candidates of choice 'reused' produce different"):
+        choice(inputs)
+
+
+def test_shape_check_tells_candidates_apart_by_config_when_factories_hold_objects():
+    class Widths:  # Factories that read an object's attributes (as HyperModel methods do).
+        filters = 4
+
+        def candidates(self):
+            return {
+                "conv": lambda: keras.layers.Conv2D(self.filters, 1),
+                "skip": lambda: keras.layers.Identity(),
+            }
+
+    inputs = keras.Input((8, 8, 4))
+    space = Widths()
+    blocks.layer_choice(keras_tuner.HyperParameters(), "held", space.candidates())(inputs)
+    space.filters = 8
+    choice = blocks.layer_choice(keras_tuner.HyperParameters(), "held", space.candidates())
+    with pytest.raises(ValueError, match=r"candidates of choice 'held' produce different"):
         choice(inputs)
 
 

@@ -145,14 +145,20 @@ def supernet_fingerprint(supernet: keras.Model) -> str:
 class SupernetCheckpoint:
     """Supernet weights, optimizer state and the oracle's state after each epoch, in `directory`.
 
-    Files are written to a temporary name and renamed, so a search killed while saving
-    keeps the previous epoch's checkpoint.
+    Each epoch's weights go to a file of their own (`supernet-<epoch>.npz`); the info file
+    `supernet.json`, written to a temporary name and renamed last, names it and commits the
+    epoch. A search killed anywhere while saving keeps the previous epoch's weights and
+    record together; older weight files are deleted only after the commit.
     """
 
     def __init__(self, directory: str):
         self.directory = directory
-        self.weights_path = os.path.join(directory, "supernet.npz")
         self.info_path = os.path.join(directory, "supernet.json")
+
+    @property
+    def weights_path(self) -> str:
+        """The weights file of the committed epoch."""
+        return os.path.join(self.directory, self.info().get("weights", "supernet.npz"))
 
     def exists(self) -> bool:
         return os.path.exists(self.info_path) and os.path.exists(self.weights_path)
@@ -168,20 +174,25 @@ class SupernetCheckpoint:
         # `Variable.numpy()` reads a variable in 2/3 of the time `convert_to_numpy` takes
         # (17 against 27 ms for the 473 variables of the NAS-Bench-201 supernet).
         arrays = {f"v{i}": v.numpy() for i, v in enumerate(variables)}
-        temporary = self.weights_path + ".tmp.npz"
+        weights = f"supernet-{epoch:05d}.npz"
+        temporary = os.path.join(self.directory, weights + ".tmp.npz")
         np.savez(temporary, **arrays)
-        os.replace(temporary, self.weights_path)
+        os.replace(temporary, os.path.join(self.directory, weights))
         # The info file is written last: it commits the epoch, with the oracle's state
         # (sampling random state, controller, architecture parameters) at the same point.
         info = {
             "epochs_done": epoch,
             "fingerprint": fingerprint,
             "num_variables": len(variables),
+            "weights": weights,
             "oracle": oracle_state,
         }
         with open(self.info_path + ".tmp", "w", encoding="utf-8") as f:
             json.dump(info, f)
         os.replace(self.info_path + ".tmp", self.info_path)
+        for name in os.listdir(self.directory):
+            if name.startswith("supernet") and name.endswith(".npz") and name != weights:
+                os.remove(os.path.join(self.directory, name))
 
     def restore(self, supernet: keras.Model, fingerprint: str) -> int:
         """Loads the checkpoint into `supernet`; returns the number of epochs it holds."""

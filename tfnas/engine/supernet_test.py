@@ -424,3 +424,33 @@ def test_a_new_stage_rebuilds_the_supernet_in_a_new_fit(tmp_path):
     # Asked before every epoch, after the previous epoch's checkpoint.
     assert oracle.asked == [(0, 0), (1, 1), (2, 2), (3, 3)]
     assert record.fits == 2 and record.epochs == [0, 1, 2, 3] and len(built) == 2
+
+
+def test_a_save_killed_before_its_commit_keeps_the_previous_epoch_whole(tmp_path, monkeypatch):
+    tuner = _tuner(tmp_path, tfnas.oracles.SPOS(max_trials=1, seed=0))
+    trainer = tuner.supernet_trainer()
+    _train(trainer, 1)
+    checkpoint = trainer.checkpoint
+    kept = [v.numpy().copy() for v in trainer.supernet.weights]
+    for v in trainer.supernet.trainable_weights:
+        v.assign(v.numpy() + 1.0)  # What epoch 2 would have changed.
+    real_replace = engine.os.replace
+
+    def killed_at_the_commit(source, target):
+        if target == checkpoint.info_path:
+            raise KeyboardInterrupt("killed")
+        real_replace(source, target)
+
+    monkeypatch.setattr(engine.os, "replace", killed_at_the_commit)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(trainer.supernet, 2, "f", tuner.oracle.get_state())
+    monkeypatch.undo()
+    # Epoch 2's weights are on disk, but the record still names epoch 1's, which are whole.
+    assert checkpoint.info()["epochs_done"] == 1 and checkpoint.exists()
+    assert checkpoint.restore(trainer.supernet, engine.supernet_fingerprint(trainer.supernet)) == 1
+    for variable, value in zip(trainer.supernet.weights, kept):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    # The next committed save removes the files of other epochs.
+    checkpoint.save(trainer.supernet, 2, "f", tuner.oracle.get_state())
+    names = sorted(p.name for p in tmp_path.glob("ws/supernet/*.npz"))
+    assert names == ["supernet-00002.npz"]

@@ -20,13 +20,16 @@ from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 from keras_tuner.src import backend as kt_backend
 from keras_tuner.src import utils as kt_utils
+from keras_tuner.src.engine import objective as kt_objective
 from keras_tuner.src.engine import tuner_utils
 
 from tfnas import validation
 from tfnas.cost import model_costs
 from tfnas.engine.fit import build_for_fit
+from tfnas.tuners import multi_trial
 
 # How an oracle's trials run, as it declares in its `execution` attribute: "trials" trains
 # a model per trial (the default, e.g. for KerasTuner's own oracles), "supernet" trains one
@@ -39,6 +42,110 @@ def _fit_data(args, kwargs) -> tuple:
     x = args[0] if args else kwargs.get("x")
     y = args[1] if len(args) > 1 else kwargs.get("y")
     return x, y
+
+
+def _check_fit_data(x, y, validation_data, finite: bool) -> None:
+    """Fails before the first trial on numpy-style data that no trial could learn from.
+
+    Datasets, generators and `PyDataset`s are left to `fit`.
+
+    Args:
+        x, y, validation_data: as passed to `fit`.
+        finite: also require finite floating-point values.
+
+    Raises:
+        ValueError: when `x` and `y` (or those of `validation_data`) hold different numbers
+            of samples, or, with `finite`, a floating-point input or target holds NaN or
+            infinite values.
+    """
+    pairs = [("x", x, "y", y)]
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+        vx, vy = validation_data[:2]
+        pairs.append(("validation_data[0]", vx, "validation_data[1]", vy))
+    for x_name, x_value, y_name, y_value in pairs:
+        arrays = {x_name: _arrays(x_value), y_name: _arrays(y_value)}
+        shapes = {name: [a.shape for a in leaves] for name, leaves in arrays.items()}
+        if len({shape[0] for leaves in shapes.values() for shape in leaves if shape}) > 1:
+            received = " and ".join(
+                f"{name} with shape{'s' if len(s) > 1 else ''} "
+                f"{', '.join(str(shape) for shape in s)}"
+                for name, s in shapes.items()
+                if s
+            )
+            raise ValueError(
+                f"{x_name} and {y_name} must hold the same number of samples (their first "
+                f"dimension). Received: {received}."
+            )
+        for name, leaves in arrays.items():
+            for array in leaves:
+                if not finite or not np.issubdtype(array.dtype, np.inexact):
+                    continue
+                bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+                if bad:
+                    raise ValueError(
+                        f"{name} holds {bad} NaN or infinite values (of {array.size}): every "
+                        f"trial would train on a NaN loss. Received: {name} of shape "
+                        f"{array.shape}. Remove or impute them before the search."
+                    )
+
+
+def _arrays(value) -> list[np.ndarray]:
+    """The dense arrays (numpy, tensors) in a structure of fit inputs, as numpy arrays."""
+    return [
+        np.asarray(leaf)
+        for leaf in keras.tree.flatten(value)
+        if hasattr(leaf, "__array__") and len(getattr(leaf, "shape", ()))
+    ]
+
+
+class _CheckObjective(keras.callbacks.Callback):
+    """Stops the search at a trial's first epoch whose logs lack the objective.
+
+    Without it KerasTuner fails the trial with a bare `KeyError` in its checkpoint callback
+    and, every trial failing alike, stops after `max_consecutive_failed_trials` without
+    saying what was logged. Placed after `_LogCosts`, so cost objectives are seen.
+    """
+
+    def __init__(self, objective, trial_id: str):
+        super().__init__()
+        self._objective, self._trial_id = objective, trial_id
+
+    def on_epoch_end(self, epoch, logs=None):
+        objective = self._objective
+        if (
+            logs is None
+            or isinstance(objective, kt_objective.DefaultObjective)  # KerasTuner says it.
+            or objective.has_value(logs)
+        ):
+            return
+        if type(objective) not in (keras_tuner.Objective, kt_objective.MultiObjective):
+            # Objectives of their own (e.g. MnasNetReward) say what they miss.
+            objective.get_value(logs)
+            return
+        names = getattr(objective, "name_to_direction", {objective.name: None})
+        missing = [name for name in names if name not in logs]
+        raise keras_tuner.errors.FatalValueError(
+            multi_trial.objective_missing_message(
+                self._trial_id,
+                missing[0],
+                f"the logs of its epoch {epoch} hold {sorted(logs)}.",
+            )
+        )
+
+
+class _CheckSupernetObjective(keras.callbacks.Callback):
+    """Asks a weight-sharing oracle to check its objective as supernet training begins.
+
+    At `on_train_begin` the supernet is built and compiled, its metrics too, and no step
+    has run: a typo in the objective fails here rather than after training.
+    """
+
+    def __init__(self, oracle):
+        super().__init__()
+        self._oracle = oracle
+
+    def on_train_begin(self, logs=None):
+        self._oracle.check_objective(self.model)
 
 
 class _LogCosts(keras.callbacks.Callback):
@@ -104,7 +211,11 @@ class Tuner(keras_tuner.Tuner):
         self.latency_options = dict(latency_options or {})
         self._costs_cache: dict[str, dict[str, float]] = {}
         self._trainer = None
-        super().__init__(hypermodel=hypermodel, oracle=oracle, **kwargs)
+        try:
+            super().__init__(hypermodel=hypermodel, oracle=oracle, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            # tfnas oracles name the file themselves; KerasTuner's let this escape bare.
+            raise multi_trial.corrupt_state_error(self.oracle, e) from e
         # Asked once. A worker's `OracleClient` exposes no `execution`: it runs trials.
         execution = getattr(self.oracle, "execution", "trials")
         validation.check_one_of("oracle.execution", execution, EXECUTIONS)
@@ -136,11 +247,43 @@ class Tuner(keras_tuner.Tuner):
         inputs), `callbacks`, `verbose`), and every trial then evaluates one candidate with
         the inherited weights on the validation data. A search interrupted during supernet
         training resumes from its last finished epoch with `overwrite=False`.
+
+        Raises:
+            ValueError: before any work, when numpy inputs and targets disagree on their
+                number of samples, or hold NaN or infinite values where trials train (the
+                supernet trainer stops at the first non-finite loss instead, keeping its
+                last checkpoint), or the oracle rejects `epochs` (e.g. P-DARTS with fewer
+                epochs than stages); before training, when the objective is not logged.
+            RuntimeError: when no trial completed (quoting the last trial's error), or
+                after `max_consecutive_failed_trials` failures in a row (KerasTuner's).
         """
+        x, y = _fit_data(fit_args, fit_kwargs)
+        validation_data = fit_kwargs.get("validation_data")
+        _check_fit_data(x, y, validation_data, finite=not self._trains_supernet)
         if self._trains_supernet:
-            self.supernet_trainer().train(*fit_args, **fit_kwargs)
+            self.oracle.check_epochs(fit_kwargs.get("epochs", 1))
+            callbacks = [*(fit_kwargs.get("callbacks") or []), _CheckSupernetObjective(self.oracle)]
+            self.supernet_trainer().train(*fit_args, **{**fit_kwargs, "callbacks": callbacks})
             self.oracle.save()
-        return super().search(*fit_args, **fit_kwargs)
+        super().search(*fit_args, **fit_kwargs)
+        self._check_completed()
+
+    def _check_completed(self) -> None:
+        """Raises unless a trial completed: a search that found nothing must say so."""
+        trials = getattr(self.oracle, "trials", None)
+        if trials is None:
+            return  # A worker's `OracleClient`: the chief holds the trials.
+        statuses = [trial.status for trial in trials.values()]
+        if multi_trial.TrialStatus.COMPLETED in statuses:
+            return
+        last = trials[self.oracle.end_order[-1]] if self.oracle.end_order else None
+        error = (last.message or "").strip() if last is not None else ""
+        raise RuntimeError(
+            f"No trial of the search in {self.project_dir!r} completed "
+            f"({len(trials)} trial{'s' if len(trials) != 1 else ''}: "
+            f"{', '.join(sorted(set(statuses))) or 'none ran'})."
+            + (f" The last one, trial {last.trial_id}, failed with:\n{error}" if error else "")
+        )
 
     def run_trial(self, trial, *args, **kwargs):
         if not self._trains_supernet:
@@ -229,7 +372,11 @@ class Tuner(keras_tuner.Tuner):
         costs = model_costs(
             model, measure_latency=self.measure_latency, latency_options=self.latency_options
         )
-        kwargs["callbacks"] = [_LogCosts(costs), *kwargs.get("callbacks", [])]
+        kwargs["callbacks"] = [
+            _LogCosts(costs),
+            _CheckObjective(self.oracle.objective, trial.trial_id),
+            *kwargs.get("callbacks", []),
+        ]
         build_for_fit(model, *_fit_data(args, kwargs))
         results = self.hypermodel.fit(hp, model, *args, **kwargs)
         # As keras_tuner.Tuner does, so that load_model can rebuild the trial's model.

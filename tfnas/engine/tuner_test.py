@@ -191,3 +191,151 @@ def test_the_oracle_declares_how_its_trials_run(tmp_path):
         r"Received: oracle.execution='cluster'",
     ):
         _tuner(tmp_path / "u", Unknown("val_loss", max_trials=1))
+
+
+# --- A search in which nothing works says so -------------------------------------------------
+
+
+def _random_search(objective="val_accuracy", max_trials=2, **kwargs):
+    return keras_tuner.oracles.RandomSearchOracle(
+        objective, max_trials=max_trials, seed=0, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (
+            lambda x, y: ((x, y[:30]), {"validation_data": (x, y)}),
+            r"x and y must hold the same number of samples \(their first dimension\)\. "
+            r"Received: x with shape \(32, 8, 8, 1\) and y with shape \(30,\)\.",
+        ),
+        (
+            lambda x, y: ((x, y), {"validation_data": (x[:5], y)}),
+            r"validation_data\[0\] and validation_data\[1\] must hold the same number of "
+            r"samples.*Received: validation_data\[0\] with shape \(5, 8, 8, 1\) and "
+            r"validation_data\[1\] with shape \(32,\)",
+        ),
+    ],
+    ids=["x_y_lengths", "validation_lengths"],
+)
+@pytest.mark.parametrize("oracle", [_random_search, tfnas.oracles.SPOS], ids=["random", "spos"])
+def test_mismatched_data_fails_before_the_first_trial(tmp_path, make_args, message, oracle):
+    args, kwargs = make_args(*_data())
+    tuner = _tuner(tmp_path, oracle(max_trials=2))
+    with pytest.raises(ValueError, match=message):
+        tuner.search(*args, **kwargs, epochs=1, verbose=0)
+    assert not tuner.oracle.trials
+    assert tuner._trainer is None or tuner._trainer.supernet is None
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (
+            lambda x, y: ((np.where(x > 0.99, np.nan, x), y), {"validation_data": (x, y)}),
+            r"x holds \d+ NaN or infinite values \(of 2048\): every trial would train on a NaN "
+            r"loss\. Received: x of shape \(32, 8, 8, 1\)\. Remove or impute them",
+        ),
+        (
+            lambda x, y: ((x, y), {"validation_data": (x, np.full(32, np.inf))}),
+            r"validation_data\[1\] holds 32 NaN or infinite values",
+        ),
+    ],
+    ids=["nan_x", "inf_validation_y"],
+)
+def test_non_finite_data_fails_before_the_first_trial(tmp_path, make_args, message):
+    # (A weight-sharing search stops at the supernet's first non-finite loss.)
+    args, kwargs = make_args(*_data())
+    tuner = _tuner(tmp_path, _random_search())
+    with pytest.raises(ValueError, match=message):
+        tuner.search(*args, **kwargs, epochs=1, verbose=0)
+    assert not tuner.oracle.trials
+
+
+def test_objective_no_trial_reports_stops_at_the_first_trial(tmp_path):
+    x, y = _data()
+    tuner = _tuner(tmp_path, _random_search(keras_tuner.Objective("val_acc", "max"), 3))
+    with pytest.raises(
+        keras_tuner.errors.FatalValueError,
+        match=r"Trial 0 did not report the objective metric 'val_acc': the logs of its epoch 0 "
+        r"hold \['accuracy', 'flops', 'loss', 'model_bytes', 'num_params', 'val_accuracy', "
+        r"'val_loss'\]\. For a Keras model the objective must be a key of the `fit` history",
+    ):
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 1
+
+
+class _FailingFit(keras_tuner.HyperModel):
+    def build(self, hp):
+        return build(hp)
+
+    def fit(self, hp, model, *args, **kwargs):
+        raise ValueError("the data loader broke")
+
+
+def test_search_with_no_completed_trial_raises_the_last_error(tmp_path):
+    x, y = _data()
+    tuner = tfnas.Tuner(_FailingFit(), oracle=_random_search(max_trials=2),
+                        directory=str(tmp_path), project_name="p")  # fmt: skip
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)No trial of the search in .* completed \(2 trials: FAILED\)\. The last one, "
+        r"trial 1, failed with:\n.*ValueError: the data loader broke",
+    ):
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+
+
+def test_search_stops_after_max_consecutive_failed_trials_with_their_error(tmp_path):
+    x, y = _data()
+    oracle = _random_search(max_trials=10, max_consecutive_failed_trials=2)
+    tuner = tfnas.Tuner(_FailingFit(), oracle=oracle, directory=str(tmp_path), project_name="p")
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)consecutive failures exceeded the limit of 2.*ValueError: the data loader broke",
+    ):
+        tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 2
+
+
+@pytest.mark.parametrize("oracle_class", [tfnas.oracles.SPOS, tfnas.oracles.DARTS])
+def test_weight_sharing_objective_typo_fails_before_supernet_training(tmp_path, oracle_class):
+    x, y = _data()
+    oracle = oracle_class(objective=keras_tuner.Objective("val_acc", "max"), max_trials=1)
+    tuner = _tuner(tmp_path, oracle)
+    with pytest.raises(
+        ValueError,
+        match=rf"{oracle_class.__name__} cannot rank candidates by its objective: each "
+        r"candidate reports only \['flops', 'latency_ms', 'model_bytes', 'num_params', "
+        r"'val_accuracy', 'val_loss'\] .*Received: objective=Objective\(name=\"val_acc\", "
+        r"direction=\"max\"\)\. Name one of them",
+    ):
+        tuner.search(x, y, validation_data=(x, y), epochs=2, verbose=0)
+    assert oracle.supernet_epochs_done == 0
+    assert not tuner.supernet_trainer().checkpoint.exists()
+
+
+def test_pdarts_with_fewer_epochs_than_stages_fails_before_building(tmp_path):
+    x, y = _data()
+    tuner = _tuner(tmp_path, tfnas.oracles.PDARTS(max_trials=1))
+    with pytest.raises(
+        ValueError,
+        match=r"PDARTS needs at least one epoch per stage \(3 stages\)\. Received: epochs=2",
+    ):
+        tuner.search(x, y, validation_data=(x, y), epochs=2, verbose=0)
+    assert tuner.supernet_trainer().supernet is None
+
+
+def test_corrupt_oracle_file_of_a_keras_tuner_oracle_is_named(tmp_path):
+    x, y = _data()
+    _tuner(tmp_path, _random_search(max_trials=1)).search(
+        x, y, validation_data=(x, y), epochs=1, verbose=0
+    )
+    fname = tmp_path / "p" / "oracle.json"
+    fname.write_text('{"ongoing_trials": ')
+    with pytest.raises(
+        ValueError,
+        match=rf"Could not resume the search: {fname} is not valid JSON .*pass `overwrite=True` "
+        r"to the tuner \(`--overwrite` to tfnas-search\)",
+    ):
+        _tuner(tmp_path, _random_search(max_trials=2), overwrite=False)

@@ -111,7 +111,8 @@ def measure(
     Raises:
         TypeError: If `model_or_tflite` is of another type.
         ValueError: If an argument is out of range, a path is missing or not a `.tflite`
-            file, or conversion arguments are given with an already converted model.
+            file, the file or bytes are empty or not a TFLite model, or conversion
+            arguments are given with an already converted model.
     """
     tflite.check_quantize(quantize)
     for name, value, low in (
@@ -124,6 +125,7 @@ def measure(
     if isinstance(model_or_tflite, bytes | bytearray):
         _check_no_conversion_args(quantize, representative_data, "flatbuffer bytes")
         flatbuffer = bytes(model_or_tflite)
+        source = f"The flatbuffer given as model_or_tflite ({len(flatbuffer)} bytes)"
     elif isinstance(model_or_tflite, str | os.PathLike):
         path = os.fspath(model_or_tflite)
         if not path.endswith(".tflite"):
@@ -135,17 +137,19 @@ def measure(
         _check_no_conversion_args(quantize, representative_data, "a .tflite path")
         with open(path, "rb") as f:
             flatbuffer = f.read()
+        source = f"The .tflite file {path!r}"
     elif isinstance(model_or_tflite, keras.Model):
         flatbuffer = tflite.convert(
             model_or_tflite, quantize, representative_data=representative_data, seed=seed
         )
+        source = f"The conversion of {model_or_tflite.name!r}"
     else:
         raise TypeError(
             "`model_or_tflite` must be a keras.Model, a path to a .tflite file or flatbuffer "
             f"bytes. Received: an object of type {type(model_or_tflite).__name__}."
         )
 
-    times_ms = _time_invokes(flatbuffer, num_threads, warmup, runs, seed)
+    times_ms = _time_invokes(_interpreter(flatbuffer, num_threads, source), warmup, runs, seed)
     p10, median, p90 = np.percentile(times_ms, [10, 50, 90])
     return LatencyReport(
         median_ms=float(median),
@@ -174,12 +178,37 @@ def _check_no_conversion_args(quantize: str | None, representative_data: Any, wh
         )
 
 
-def _time_invokes(
-    flatbuffer: bytes, num_threads: int, warmup: int, runs: int, seed: int
-) -> np.ndarray:
+def _interpreter(flatbuffer: bytes, num_threads: int, source: str) -> Interpreter:
+    """A LiteRT interpreter of `flatbuffer` with its tensors allocated.
+
+    Args:
+        flatbuffer: the model.
+        num_threads: interpreter threads.
+        source: where the flatbuffer comes from, named in errors (e.g. "The .tflite file
+            'm.tflite'").
+
+    Raises:
+        ValueError: when `flatbuffer` is empty or not a TFLite model.
+    """
+    if not flatbuffer:
+        # LiteRT takes empty content for no content at all and asks for a model path.
+        raise ValueError(
+            f"{source} is empty (0 bytes), not a TFLite model: the export that wrote it "
+            "probably stopped early. Export the model again (tfnas.latency.save_tflite)."
+        )
+    try:
+        interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(
+            f"{source} is not a valid TFLite model ({e}). Export the model again "
+            "(tfnas.latency.save_tflite) or check that the file is a .tflite flatbuffer."
+        ) from e
+    return interpreter
+
+
+def _time_invokes(interpreter: Interpreter, warmup: int, runs: int, seed: int) -> np.ndarray:
     """Returns the wall time in milliseconds of each of `runs` invokes after `warmup`."""
-    interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
-    interpreter.allocate_tensors()
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
         if any(d < 0 for d in detail["shape_signature"][1:]):

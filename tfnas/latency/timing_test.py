@@ -136,6 +136,36 @@ def test_path_must_exist(tmp_path):
         measure(path)
 
 
+def test_empty_tflite_file_is_named(tmp_path):
+    path = tmp_path / "empty.tflite"
+    path.write_bytes(b"")
+    with pytest.raises(
+        ValueError,
+        match=rf"The \.tflite file '{path}' is empty \(0 bytes\), not a TFLite model.*Export "
+        r"the model again",
+    ):
+        measure(path)
+
+
+@pytest.mark.parametrize("cut", [None, 0.5], ids=["garbage", "truncated"])
+def test_corrupt_tflite_file_is_named(tmp_path, flatbuffer, cut):
+    path = tmp_path / "corrupt.tflite"
+    path.write_bytes(
+        b"not a flatbuffer" * 8 if cut is None else flatbuffer[: int(len(flatbuffer) * cut)]
+    )
+    with pytest.raises(
+        ValueError, match=rf"The \.tflite file '{path}' is not a valid TFLite model \(.+\)\. Export"
+    ):
+        measure(path)
+
+
+def test_empty_flatbuffer_bytes_are_rejected():
+    with pytest.raises(
+        ValueError, match=r"The flatbuffer given as model_or_tflite \(0 bytes\) is empty"
+    ):
+        measure(b"")
+
+
 def test_unsupported_type():
     with pytest.raises(TypeError, match=r"Received: an object of type int\."):
         measure(3)

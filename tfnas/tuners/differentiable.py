@@ -639,12 +639,17 @@ class PDARTS(DARTS):
         setattr(staged, self.depth_attribute, self.depths[self.stage])
         return staged
 
-    def start_supernet_stage(self, epoch: int, epochs: int) -> bool:
+    def check_epochs(self, epochs: int) -> None:
+        """Checks that every stage gets at least one of the `epochs`."""
+        super().check_epochs(epochs)
         if epochs < self.num_stages:
             raise ValueError(
                 f"PDARTS needs at least one epoch per stage ({self.num_stages} stages). "
                 f"Received: epochs={epochs}"
             )
+
+    def start_supernet_stage(self, epoch: int, epochs: int) -> bool:
+        self.check_epochs(epochs)
         stage = min(self.num_stages - 1, epoch * self.num_stages // epochs)
         rebuild = False
         while self.stage < stage:

@@ -313,7 +313,7 @@ def test_nan_in_the_alpha_step_names_the_step():
 def test_nan_loss_stops_the_search_and_keeps_the_last_checkpoint(tmp_path):
     search(differentiable.DARTS(seed=0, bn_recalibration_batches=0), tmp_path, "n")
     x, y, _ = classification_data(64)
-    checkpoint = tmp_path / "n" / "supernet" / "supernet.npz"
+    checkpoint = tmp_path / "n" / "supernet" / "supernet-00001.npz"
     saved = checkpoint.read_bytes()
     bad = x[:32].copy()
     bad[20] = np.nan  # In the second batch of the second epoch.

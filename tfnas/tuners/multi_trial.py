@@ -41,7 +41,8 @@ class MultiTrialOracle(keras_tuner.Oracle):
         allow_new_entries: Whether the hypermodel may register hyperparameters not in
             `hyperparameters`.
         tune_new_entries: Whether such hyperparameters are searched (else kept at default).
-        seed: Random seed (0 is a valid seed here, unlike in KerasTuner's `Oracle`).
+        seed: Random seed, an int in [0, 2**32 - 1] (0 is a valid seed here, unlike in
+            KerasTuner's `Oracle`).
         max_retries_per_trial: Retries of a crashed trial before it counts as failed.
         max_consecutive_failed_trials: The search stops after this many failures in a row.
         allow_duplicates: If True, an architecture may be proposed more than once.
@@ -74,6 +75,9 @@ class MultiTrialOracle(keras_tuner.Oracle):
     ):
         if max_trials is not None:
             validation.check_int("max_trials", max_trials, low=1)
+        if seed is not None:
+            # The seed also seeds numpy and Keras (`keras.utils.set_random_seed`): 32 bits.
+            validation.check_int("seed", seed, low=0, high=2**32 - 1)
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -86,7 +90,7 @@ class MultiTrialOracle(keras_tuner.Oracle):
         )
         if seed is not None:
             # `Oracle.__init__` does `seed or random.randint(...)`, which discards seed=0.
-            self.seed = self._seed_state = validation.check_int("seed", seed)
+            self.seed = self._seed_state = int(seed)
         self.allow_duplicates = bool(allow_duplicates)
         self.num_bins = validation.check_int("num_bins", num_bins, low=2)
         self.algorithm = self._make_algorithm(self.seed)
@@ -171,11 +175,12 @@ class MultiTrialOracle(keras_tuner.Oracle):
             reported = sorted({m for t in self.trials.values() for m in t.metrics.metrics})
             known = f" Metrics reported by earlier trials: {reported}." if reported else ""
             raise ValueError(
-                f"Trial {trial.trial_id} did not report the objective metric {name!r}: it "
-                f"failed with {last_line} when KerasTuner looked the objective up in the "
-                f"trial's results.{known} For a Keras model the objective must be a key of the "
-                "`fit` history, e.g. 'val_accuracy' when compiling with metrics=['accuracy'] "
-                "and passing validation data."
+                objective_missing_message(
+                    trial.trial_id,
+                    name,
+                    f"it failed with {last_line} when KerasTuner looked the objective up in "
+                    f"the trial's results.{known}",
+                )
             )
 
     def get_state(self) -> dict[str, Any]:
@@ -197,24 +202,60 @@ class MultiTrialOracle(keras_tuner.Oracle):
             super().reload()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             # KerasTuner lets this escape bare, naming neither the file nor what to do.
-            raise ValueError(
-                f"Could not resume the search: {self._find_corrupt_file()} is not valid JSON "
-                f"({e}). Delete the project directory {self._project_dir} or pass "
-                "`overwrite=True` to the tuner to start a new search."
-            ) from e
+            raise corrupt_state_error(self, e) from e
 
-    def _find_corrupt_file(self) -> str:
-        # KerasTuner's own file layer (tf.io.gfile on the TensorFlow backend), which wrote
-        # the files: the same paths (including gs://) read back the same way.
-        from keras_tuner.src.backend import io as kt_io
 
-        fnames = [self._get_oracle_fname()] + sorted(
-            kt_io.glob(os.path.join(self._project_dir, "trial_*", "trial.json"))
-        )
-        for fname in fnames:
-            try:
-                with kt_io.File(fname, "r") as f:
-                    json.loads(f.read())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return fname
-        return "a state file of the project"
+def objective_missing_message(trial_id: str, name: str, details: str) -> str:
+    """Says that trial `trial_id` did not report the objective `name`, and how to fix it.
+
+    Args:
+        trial_id: the trial's id.
+        name: the objective's metric name.
+        details: what the trial reported instead, as one or more sentences.
+
+    Returns:
+        The message of the error that stops the search.
+    """
+    return (
+        f"Trial {trial_id} did not report the objective metric {name!r}: {details} For a "
+        "Keras model the objective must be a key of the `fit` history, e.g. 'val_accuracy' "
+        "when compiling with metrics=['accuracy'] and passing validation data."
+    )
+
+
+def corrupt_state_error(oracle: keras_tuner.Oracle, error: Exception) -> ValueError:
+    """The error for a project whose saved state failed to parse while `oracle` reloaded it.
+
+    Any KerasTuner oracle reloads from the same files, so `tfnas.Tuner` raises this for
+    KerasTuner's own oracles too.
+
+    Args:
+        oracle: the oracle that was reloading its project.
+        error: the `json.JSONDecodeError` or `UnicodeDecodeError` raised.
+
+    Returns:
+        A `ValueError` that names the corrupt file and says how to start over.
+    """
+    return ValueError(
+        f"Could not resume the search: {_find_corrupt_file(oracle)} is not valid JSON "
+        f"({error}). Delete the project directory {oracle._project_dir}, pass "
+        "`overwrite=True` to the tuner (`--overwrite` to tfnas-search) to start a new "
+        "search, or use another directory."
+    )
+
+
+def _find_corrupt_file(oracle: keras_tuner.Oracle) -> str:
+    # KerasTuner's own file layer (tf.io.gfile on the TensorFlow backend), which wrote the
+    # files: the same paths (including gs://) read back the same way.
+    from keras_tuner.src.backend import io as kt_io
+
+    fnames = [oracle._get_oracle_fname()] + sorted(
+        kt_io.glob(os.path.join(oracle._project_dir, "trial_*", "trial.json"))
+    )
+    for fname in fnames:
+        try:
+            with kt_io.File(fname, "r") as f:
+                json.loads(f.read())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return fname
+    return "a state file of the project"

@@ -4,7 +4,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tfnas import validation
+from tfnas import oracles, validation
 from tfnas.search import base
 from tfnas.tuners import multi_trial
 from tfnas.tuners import multi_trial_testing as testing
@@ -61,6 +61,18 @@ def test_seed_zero_is_kept():
     assert FirstUnseenOracle(seed=0).seed == 0
     state = FirstUnseenOracle(seed=0).algorithm.get_state()["rng"]
     assert state == np.random.default_rng(0).bit_generator.state
+
+
+@pytest.mark.parametrize("seed", [-5, 2**32, 1.5, "0"])
+@pytest.mark.parametrize(
+    "oracle_class",
+    [FirstUnseenOracle, oracles.RegularizedEvolution, oracles.SPOS, oracles.PDARTS],
+    ids=lambda c: c.__name__,
+)
+def test_bad_seed_is_a_clear_error(oracle_class, seed):
+    # Checked by MultiTrialOracle for every tfnas oracle, before numpy sees it.
+    with pytest.raises(ValueError, match=rf"^seed must be .*Received: seed={seed!r}$"):
+        oracle_class(seed=seed)
 
 
 def test_failed_and_nan_trials_reach_the_algorithm_as_none(tmp_path):

@@ -127,6 +127,43 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
         """
         return None
 
+    def check_epochs(self, epochs: int) -> None:
+        """Checks the supernet's training epochs before any work (called by `tfnas.Tuner`).
+
+        Subclasses whose arguments depend on the epochs (P-DARTS's stages) extend it.
+
+        Raises:
+            ValueError: when `epochs` is not an int >= 1.
+        """
+        validation.check_int("epochs", epochs, low=1)
+
+    def check_objective(self, supernet: keras.Model) -> None:
+        """Checks that the candidates will report the objective (called by `tfnas.Tuner`
+        as supernet training begins, so that a typo in its name fails before it trains).
+
+        Args:
+            supernet: the compiled supernet, its metrics built.
+
+        Raises:
+            ValueError: when the objective is none of the metrics a candidate reports.
+        """
+        try:
+            logged = supernet.get_metrics_result()
+        except ValueError:
+            return  # Metrics are built in `fit` (e.g. under a distribution strategy).
+        # What `tfnas.Tuner.run_trial` records per candidate: the supernet's validation
+        # metrics and the architecture's costs.
+        reported = {f"val_{name}": 0.0 for name in logged}
+        reported.update(dict.fromkeys(CONSTRAINT_METRICS, 0.0))
+        if not self.objective.has_value(reported):
+            raise ValueError(
+                f"{type(self).__name__} cannot rank candidates by its objective: each "
+                f"candidate reports only {sorted(reported)} (the compiled supernet's metrics "
+                f"on the validation data, and the costs). Received: objective={self.objective}"
+                ". Name one of them, e.g. 'val_accuracy' when build(hp) compiles with "
+                "metrics=['accuracy']."
+            )
+
     def on_supernet_built(self, supernet: keras.Model, validation_data, training_data=None) -> None:
         """Called once the supernet is built and the data is known, before training.
 
