@@ -7,12 +7,15 @@ measured TFLite latency and size.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import time
 
 import keras
 import keras_tuner
+import numpy as np
 
 from tfnas import data as data_lib
 from tfnas import latency, oracles, spaces, training, validation
@@ -24,6 +27,12 @@ from tfnas.results import pareto
 OUTPUT_FILES = ("best_model.keras", "best_model.tflite", "architecture.json", "results.json")
 PARETO_METRICS = ("val_accuracy", "flops")
 OBJECTIVE = "val_accuracy"
+PROJECT_NAME = "search"
+# What a resumed search must share with the search that started its project directory
+# (the arguments of the same name, then the data's fingerprint), recorded there at the
+# first run. A KerasTuner oracle reloads its recorded seed whatever seed is passed.
+SEARCH_FILE = "search.json"
+SEARCH_ARGUMENTS = ("space", "oracle", "dataset", "seed")
 
 
 def _json_number(value):
@@ -50,6 +59,97 @@ def trial_records(tuner: keras_tuner.Tuner) -> list[dict]:
             }
         )
     return records
+
+
+def data_fingerprint(*arrays, samples: int = 16) -> str:
+    """Identifies data cheaply: every array's shape and dtype, and its first samples.
+
+    Args:
+        *arrays: numpy arrays (e.g. the training and validation inputs and targets).
+        samples: how many leading samples of each array are hashed.
+
+    Returns:
+        A hex digest, the same for the same data on every run.
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.asarray(array)
+        digest.update(f"{array.shape}/{array.dtype.str};".encode())
+        digest.update(np.ascontiguousarray(array[:samples]).tobytes())
+    return digest.hexdigest()
+
+
+def check_same_search(project_dir: str, record: dict) -> None:
+    """Refuses to resume a project directory with another space, oracle, dataset or data.
+
+    Args:
+        project_dir: the tuner's project directory.
+        record: this run's `SEARCH_ARGUMENTS` and its data's fingerprint ("data").
+
+    Raises:
+        ValueError: naming the first argument that differs from the recorded search (or
+            the data, when only their contents differ), or when the record is unreadable.
+    """
+    path = os.path.join(project_dir, SEARCH_FILE)
+    if not os.path.exists(path):
+        return  # A new project (or one from before this file was written).
+    advice = "pass overwrite=True (--overwrite) to start over, or another output_dir (--output_dir)"
+    try:
+        with open(path, encoding="utf-8") as f:
+            recorded = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"The search record {path!r} is corrupt ({e}): {advice}.") from e
+    for name in SEARCH_ARGUMENTS:
+        if recorded.get(name) != record[name]:
+            raise ValueError(
+                f"{project_dir!r} holds a search with {name}={recorded.get(name)!r}, but this "
+                f"run asks for {name}={record[name]!r} (--{name}). A search resumes only with "
+                f"its own {', '.join(SEARCH_ARGUMENTS)}: {advice}."
+            )
+    if recorded.get("data") != record["data"]:
+        raise ValueError(
+            f"{project_dir!r} holds a search on other data than this run's dataset="
+            f"{record['dataset']!r} with seed={record['seed']} (their shapes, dtypes or first "
+            f"samples differ). A search resumes only on its own data: {advice}."
+        )
+
+
+class _TrialLines(Tuner):
+    """A `Tuner` printing one line per finished trial: its objective and the best so far."""
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._trial_start = time.monotonic()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        oracle = self.oracle
+        trial = oracle.get_trial(trial.trial_id)  # Its score and status, as recorded.
+        if trial.score is None:
+            result = trial.status
+        else:
+            result = f"{oracle.objective.name} {trial.score:.4f}"
+        best = oracle.get_best_trials(1)
+        best_text = (
+            f"best {best[0].score:.4f} (trial {best[0].trial_id})" if best else "none completed"
+        )
+        print(
+            f"trial {trial.trial_id} [{len(oracle.end_order)}/{oracle.max_trials}]  {result}  "
+            f"{best_text}  {time.monotonic() - self._trial_start:.1f} s",
+            flush=True,
+        )
+
+
+class _SupernetEpochLines(keras.callbacks.Callback):
+    """Prints one line per supernet epoch with its logs (loss, metrics)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = "  ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
+        print(f"supernet epoch {epoch + 1}/{self.epochs}  {metrics}", flush=True)
 
 
 def _format_report(summary: dict) -> str:
@@ -113,7 +213,8 @@ def run_search(
         latency_runs: timed TFLite invocations.
         num_threads: LiteRT threads.
         overwrite: start over instead of resuming.
-        verbose: 0 silent, 1 trial progress, 2 also per-epoch lines.
+        verbose: 0 silent, 1 a line per finished trial (and per supernet epoch), 2
+            KerasTuner's trial summaries and Keras's per-epoch lines instead.
         then_train_epochs: if > 0, then train the best architecture from scratch for this
             many epochs with `tfnas.training.run` (its defaults otherwise) into
             `output_dir/train`; its summary is the returned summary's "train" entry.
@@ -140,24 +241,45 @@ def run_search(
 
     keras.utils.set_random_seed(seed)
     data = data_lib.load(dataset, seed=seed)
+    # Checked before the Tuner reloads the oracle, and before any model is built.
+    project_dir = os.path.join(output_dir, PROJECT_NAME)
+    record = {
+        "space": space,
+        "oracle": oracle,
+        "oracle_class": f"{oracle_class.__module__}.{oracle_class.__qualname__}",
+        "dataset": dataset,
+        "seed": seed,
+        "data": data_fingerprint(data.x_train, data.y_train, data.x_val, data.y_val),
+    }
+    if not overwrite:
+        check_same_search(project_dir, record)
     hypermodel = spaces.make(space, data.input_shape, data.num_classes)
     oracle_instance = oracle_class(objective=OBJECTIVE, max_trials=max_trials, seed=seed)
     # KerasTuner's Oracle replaces seed=0 with a random seed (`seed or random...`).
     oracle_instance.seed = oracle_instance._seed_state = seed
-    tuner = Tuner(
+    # At verbose=1, a line per trial (and per supernet epoch) instead of KerasTuner's and
+    # Keras's output; verbose=2 keeps theirs.
+    tuner = (_TrialLines if verbose == 1 else Tuner)(
         hypermodel,
         oracle=oracle_instance,
         directory=output_dir,
-        project_name="search",
+        project_name=PROJECT_NAME,
         overwrite=overwrite,
     )
+    # After the Tuner, which deletes the project directory when overwriting.
+    os.makedirs(project_dir, exist_ok=True)
+    with open(os.path.join(project_dir, SEARCH_FILE), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
     tuner.search(
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
         epochs=epochs,
         batch_size=batch_size,
-        verbose=verbose,
+        callbacks=[_SupernetEpochLines(epochs)]
+        if verbose == 1 and getattr(oracle_instance, "execution", "trials") == "supernet"
+        else [],
+        verbose=2 if verbose >= 2 else 0,
     )
 
     # `Tuner.search` raises when no trial completed.

@@ -1,8 +1,10 @@
 """The end-to-end job of tfnas-search: outputs, resume, and argument errors."""
 
+import dataclasses
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tfnas import pipeline
@@ -80,3 +82,111 @@ def test_unwritable_output_dir_fails_before_any_work(monkeypatch):
         r"not writable\. Received: output_dir='/proc/1/run'",
     ):
         pipeline.run_search(output_dir="/proc/1/run")
+
+
+# --- A resume never mixes searches -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("finished") / "run")
+    pipeline.run_search(max_trials=1, epochs=1, output_dir=out, latency_runs=1, verbose=0)
+    return out
+
+
+def _trial_dirs(out):
+    project = os.path.join(out, pipeline.PROJECT_NAME)
+    return sorted(name for name in os.listdir(project) if name.startswith("trial_"))
+
+
+def test_search_records_what_it_searched(finished_search):
+    with open(os.path.join(finished_search, pipeline.PROJECT_NAME, pipeline.SEARCH_FILE)) as f:
+        record = json.load(f)
+    assert {key: record[key] for key in pipeline.SEARCH_ARGUMENTS} == {
+        "space": "nasbench201", "oracle": "random", "dataset": "digits", "seed": 0,
+    }  # fmt: skip
+    assert record["oracle_class"].endswith(".RandomSearchOracle")
+    assert len(record["data"]) == 64
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"space": "darts"},
+            r"space='nasbench201', but this run asks for space='darts' \(--space\)",
+        ),
+        (
+            {"oracle": "regularized_evolution"},
+            r"oracle='random', but this run asks for oracle='regularized_evolution' \(--oracle\)",
+        ),
+        ({"seed": 3}, r"seed=0, but this run asks for seed=3 \(--seed\)"),
+    ],
+)
+def test_resume_with_other_arguments_fails_before_any_work(
+    finished_search, monkeypatch, kwargs, message
+):
+    trials = _trial_dirs(finished_search)
+    monkeypatch.setattr(pipeline, "Tuner", lambda *a, **k: pytest.fail("built the tuner"))
+    monkeypatch.setattr(pipeline.spaces, "make", lambda *a, **k: pytest.fail("built a model"))
+    with pytest.raises(ValueError, match=message) as error:
+        pipeline.run_search(max_trials=2, epochs=1, output_dir=finished_search, verbose=0, **kwargs)
+    assert "pass overwrite=True (--overwrite) to start over, or another output_dir" in str(
+        error.value
+    )
+    assert _trial_dirs(finished_search) == trials
+
+
+def test_resume_on_other_data_fails_before_any_work(finished_search, monkeypatch):
+    load = pipeline.data_lib.load
+
+    def other_data(*args, **kwargs):
+        data = load(*args, **kwargs)
+        return dataclasses.replace(data, x_train=1.0 - data.x_train)
+
+    monkeypatch.setattr(pipeline.data_lib, "load", other_data)
+    monkeypatch.setattr(pipeline.spaces, "make", lambda *a, **k: pytest.fail("built a model"))
+    with pytest.raises(
+        ValueError,
+        match=r"holds a search on other data than this run's dataset='digits' with seed=0 "
+        r"\(their shapes, dtypes or first samples differ\)\. .*--overwrite",
+    ):
+        pipeline.run_search(max_trials=2, epochs=1, output_dir=finished_search, verbose=0)
+
+
+def test_corrupt_search_record_is_named(tmp_path, monkeypatch):
+    project = tmp_path / "run" / pipeline.PROJECT_NAME
+    project.mkdir(parents=True)
+    (project / pipeline.SEARCH_FILE).write_text("{")
+    monkeypatch.setattr(pipeline.spaces, "make", lambda *a, **k: pytest.fail("built a model"))
+    with pytest.raises(
+        ValueError,
+        match=rf"The search record '{project / pipeline.SEARCH_FILE}' is corrupt .*--overwrite",
+    ):
+        pipeline.run_search(output_dir=str(tmp_path / "run"), verbose=0)
+
+
+def test_data_fingerprint_sees_shapes_dtypes_and_first_samples():
+    x = np.arange(64, dtype="float32").reshape(32, 2)
+    y = np.arange(32)
+    same = pipeline.data_fingerprint(x, y)
+    assert pipeline.data_fingerprint(x.copy(), y.copy()) == same
+    changed = x.copy()
+    changed[0, 0] = -1
+    assert pipeline.data_fingerprint(changed, y) != same
+    assert pipeline.data_fingerprint(x[:-1], y) != same
+    assert pipeline.data_fingerprint(x.astype("float64"), y) != same
+    assert pipeline.data_fingerprint(x.reshape(32, 2, 1), y) != same
+    assert pipeline.data_fingerprint(y, x) != same
+
+
+def test_overwrite_starts_over_whatever_was_recorded(tmp_path):
+    out = str(tmp_path / "run")
+    pipeline.run_search(max_trials=1, epochs=1, output_dir=out, latency_runs=1, verbose=0)
+    summary = pipeline.run_search(
+        oracle="regularized_evolution", max_trials=1, epochs=1, output_dir=out,
+        latency_runs=1, verbose=0, overwrite=True,
+    )  # fmt: skip
+    assert summary["num_trials"] == 1
+    with open(os.path.join(out, pipeline.PROJECT_NAME, pipeline.SEARCH_FILE)) as f:
+        assert json.load(f)["oracle"] == "regularized_evolution"

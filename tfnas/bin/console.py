@@ -1,8 +1,83 @@
-"""Running an absl `main` from a console script, with the binary's own --help."""
+"""What the binaries share: a quiet TensorFlow start-up, and `main` run with its own --help."""
 
+import contextlib
+import os
+import re
 import sys
+import tempfile
 
 from absl import app, flags
+
+# What TensorFlow's libraries write to stderr while they load, before absl logging is set up
+# (so TF_CPP_MIN_LOG_LEVEL cannot hide it): absl-formatted INFO and WARNING lines (oneDNN,
+# CUDA stubs) and absl's notice that they go to stderr.
+_STARTUP_LOG = re.compile(
+    r"[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+)
+
+
+def _verbose_flag(argv, default: int = 1) -> int:
+    """The value of `--verbose` in `argv`, read before the flags are parsed.
+
+    Args:
+        argv: the command-line arguments after the program name.
+        default: the value when `--verbose` is absent or not an integer (flag parsing then
+            reports the bad value).
+
+    Returns:
+        The last value given, as absl takes it.
+    """
+    value = default
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        name, equals, text = arg.lstrip("-").partition("=")
+        if not arg.startswith("-") or name != "verbose":
+            continue
+        if not equals:
+            text = argv[i + 1] if i + 1 < len(argv) else ""
+        try:
+            value = int(text)
+        except ValueError:
+            value = default
+    return value
+
+
+@contextlib.contextmanager
+def quiet_tensorflow(module_name: str):
+    """Hides TensorFlow's C++ logs when the imports it wraps load TensorFlow, unless --verbose=2.
+
+    Only when module `module_name` runs as the program: its console script (argv[0]
+    `tfnas-<name>`) or `python -m tfnas.bin.<name>` (`module_name` "__main__"). It sets
+    `TF_CPP_MIN_LOG_LEVEL=3` (unless the user set it) before TensorFlow reads it, and drops
+    the start-up lines written before absl logging is initialized, which no log level hides;
+    any other output of the imports is written to stderr after them.
+
+    Args:
+        module_name: the binary's `__name__`.
+    """
+    binary = f"tfnas-{module_name.rpartition('.')[2]}"
+    runs = module_name == "__main__" or os.path.basename(sys.argv[0]) == binary
+    if not runs or _verbose_flag(sys.argv[1:]) >= 2:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    # A file rather than a pipe: it cannot fill up and block the import.
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(stderr, 2)
+            os.close(stderr)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _STARTUP_LOG.match(line)))
+            sys.stderr.flush()
 
 
 def run(main, module_name: str) -> None:

@@ -5,13 +5,16 @@ r"""tfnas-export: a .keras model to .tflite, checked in LiteRT against Keras, an
 
 Writes --output, prints how far the LiteRT outputs are from the Keras model's on a batch
 (float32 and float16 must be close; for int8 the top-1 agreement is reported) and the
-LiteRT latency report.
+LiteRT latency report. TensorFlow's C++ logs are hidden (TF_CPP_MIN_LOG_LEVEL, when set,
+chooses their level).
 """
 
 from absl import app, flags, logging
 
-from tfnas import data, export
 from tfnas.bin import console
+
+with console.quiet_tensorflow(__name__):  # These imports load TensorFlow.
+    from tfnas import data, export
 
 _MODEL = flags.DEFINE_string("model", None, "The .keras model, e.g. tfnas-train's model.keras.")
 _OUTPUT = flags.DEFINE_string("output", None, "The .tflite file to write.")

@@ -10,8 +10,10 @@ again with the same --output_dir to resume an interrupted search (--overwrite to
 
 from absl import app, flags, logging
 
-from tfnas import data, oracles, spaces, validation
 from tfnas.bin import console
+
+with console.quiet_tensorflow(__name__):  # These imports load TensorFlow.
+    from tfnas import data, oracles, spaces, validation
 
 _SPACE = flags.DEFINE_enum("space", "nasbench201", list(spaces.SPACES), "Search space.")
 _ORACLE = flags.DEFINE_enum(
@@ -48,7 +50,12 @@ _THEN_TRAIN_EPOCHS = flags.DEFINE_integer(
     upper_bound=10_000,
 )
 _VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "0 silent, 1 trials, 2 epochs.", lower_bound=0, upper_bound=2
+    "verbose",
+    1,
+    "0 silent, 1 a line per trial (and per supernet epoch), 2 KerasTuner's and Keras's "
+    "per-epoch output and TensorFlow's C++ logs.",
+    lower_bound=0,
+    upper_bound=2,
 )
 
 

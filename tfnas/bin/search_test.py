@@ -1,6 +1,7 @@
 """tfnas-search flags: bounds and validators reject bad values with the flag's name."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -94,3 +95,44 @@ def test_main_passes_flags_to_run_search(monkeypatch):
     assert calls[0]["max_trials"] == 7
     assert calls[0]["quantize"] == "int8"
     assert calls[0]["output_dir"] == "x"
+
+
+def _tfnas_search(output_dir, *argv):
+    # The console script as a user runs it; its TensorFlow is imported in the child only.
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "tfnas-search"),
+        "--space=nasbench201",
+        "--oracle=random",
+        "--max_trials=2",
+        "--epochs=1",
+        "--latency_runs=3",
+        f"--output_dir={output_dir}",
+        *argv,
+    ]
+    # As from a user's shell: conftest.py sets a log level of its own.
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def test_default_output_is_one_line_per_trial(tmp_path):
+    output = _tfnas_search(tmp_path / "run")
+    for noise in ("cuInit", "oneDNN custom operations", "cpu_feature_guard", "absl::InitializeLog"):
+        assert noise not in output
+    assert "━" not in output and "step -" not in output  # Keras's progress bars and lines.
+    trial_lines = [line for line in output.splitlines() if line.startswith("trial ")]
+    assert len(trial_lines) == 2, output
+    for line in trial_lines:
+        assert re.fullmatch(
+            r"trial \d+ \[[12]/2\]  val_accuracy \d\.\d{4}  best \d\.\d{4} \(trial \d+\)  "
+            r"\d+\.\d s",
+            line,
+        ), line
+
+
+def test_verbose_2_keeps_the_per_epoch_output(tmp_path):
+    output = _tfnas_search(tmp_path / "run", "--verbose=2")
+    # Keras's line of the epoch (with epochs=1 it prints no "Epoch 1/1" header).
+    assert re.search(r"\d+/\d+ - \d+s - \d+m?s/step - accuracy: ", output), output
+    assert "Search: Running Trial #2" in output

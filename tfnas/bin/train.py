@@ -12,8 +12,10 @@ import os
 
 from absl import app, flags, logging
 
-from tfnas import data, spaces, training, validation
 from tfnas.bin import console
+
+with console.quiet_tensorflow(__name__):  # These imports load TensorFlow.
+    from tfnas import data, spaces, training, validation
 
 _SPACE = flags.DEFINE_enum(
     "space", "nasbench201", list(spaces.SPACES), "The space the architecture was searched in."
@@ -65,7 +67,11 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/train", "Where results are
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, upper_bound=2**31 - 1)
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Start over instead of resuming.")
 _VERBOSE = flags.DEFINE_integer(
-    "verbose", 1, "0 silent, 1 a line per epoch, 2 progress bars.", lower_bound=0, upper_bound=2
+    "verbose",
+    1,
+    "0 silent, 1 a line per epoch, 2 progress bars and TensorFlow's C++ logs.",
+    lower_bound=0,
+    upper_bound=2,
 )
 
 

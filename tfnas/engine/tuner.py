@@ -12,6 +12,7 @@ objectives, oracles and Pareto fronts can combine them:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import warnings
@@ -35,6 +36,23 @@ from tfnas.tuners import multi_trial
 # a model per trial (the default, e.g. for KerasTuner's own oracles), "supernet" trains one
 # supernet and evaluates each trial's architecture on it (weight-sharing oracles).
 EXECUTIONS = ("trials", "supernet")
+
+
+def trial_seed(seed: int | None, trial_id: str) -> int:
+    """The seed of one trial, from the search's seed and the trial's id.
+
+    The same on every run, so a trial re-run after an interrupted search starts from the
+    state it would have started from uninterrupted, whichever trials ran before it here.
+
+    Args:
+        seed: the oracle's seed (None counts as 0).
+        trial_id: the trial's id.
+
+    Returns:
+        A 32-bit seed (`numpy.random.seed` takes no more).
+    """
+    digest = hashlib.sha256(f"{seed or 0}/{trial_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def _fit_data(args, kwargs) -> tuple:
@@ -171,7 +189,10 @@ class Tuner(keras_tuner.Tuner):
     Takes every argument of `keras_tuner.Tuner` by keyword (hypermodel, oracle, directory,
     project_name, overwrite, executions_per_trial, distribution_strategy, ...), works with
     any KerasTuner oracle and any tfnas oracle, and records per trial `num_params`,
-    `flops`, `model_bytes` and optionally `latency_ms` beside the fit metrics.
+    `flops`, `model_bytes` and optionally `latency_ms` beside the fit metrics. Every trial
+    that trains a model first seeds Python, numpy and Keras with `trial_seed(oracle.seed,
+    trial_id)`, so a trial re-run after an interrupted search (`overwrite=False`) ends
+    with the score it would have had uninterrupted.
 
     Args:
         hypermodel: a `keras_tuner.HyperModel` or a `build(hp)` function. It comes first,
@@ -287,6 +308,12 @@ class Tuner(keras_tuner.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         if not self._trains_supernet:
+            # Weight initialization, dropout and the shuffle order of `fit` (tf.data
+            # draws from the global seed) all follow from here. A worker's `OracleClient`
+            # exposes no seed; the trial id still sets the trial apart.
+            keras.utils.set_random_seed(
+                trial_seed(getattr(self.oracle, "seed", None), trial.trial_id)
+            )
             return super().run_trial(trial, *args, **kwargs)
         values = dict(trial.hyperparameters.values)
         metrics = self.supernet_trainer().evaluate(values)

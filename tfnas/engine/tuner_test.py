@@ -84,6 +84,65 @@ def test_resume_keeps_finished_trials_and_continues(tmp_path):
     assert all(_metric(t, "flops") is not None for t in trials.values())
 
 
+class _Interrupt(keras.callbacks.Callback):
+    """Stops the process-like search at the first epoch end of its `at`-th trial."""
+
+    trials_begun = 0  # On the class: KerasTuner deep-copies callbacks for every trial.
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_train_begin(self, logs=None):
+        type(self).trials_begun += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if type(self).trials_begun == self.at:
+            raise KeyboardInterrupt  # Not an `Exception`: KerasTuner lets it escape as a kill.
+
+
+@pytest.mark.parametrize(
+    "make_oracle",
+    [
+        lambda: keras_tuner.oracles.RandomSearchOracle("val_loss", max_trials=3, seed=7),
+        lambda: tfnas.oracles.RegularizedEvolution(
+            "val_loss", max_trials=3, population_size=2, sample_size=1, seed=7
+        ),
+    ],
+    ids=["random", "regularized_evolution"],
+)
+def test_interrupted_search_resumes_with_the_same_trial_scores(tmp_path, make_oracle):
+    x, y = _data(48)
+    fit = dict(validation_data=(x[:16], y[:16]), epochs=2, batch_size=8, verbose=0)
+    whole = _tuner(tmp_path / "whole", make_oracle())
+    whole.search(x, y, **fit)
+
+    _Interrupt.trials_begun = 0
+    interrupted = _tuner(tmp_path / "cut", make_oracle())
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.search(x, y, **fit, callbacks=[_Interrupt(at=2)])
+    # The first trial's training drew from the global seeds: without per-trial seeds the
+    # re-run second trial would start from another state than in the uninterrupted run.
+    resumed = _tuner(tmp_path / "cut", make_oracle(), overwrite=False)
+    resumed.search(x, y, **fit)
+
+    def scores(tuner):
+        trials = tuner.oracle.trials.values()
+        return {t.trial_id: (t.hyperparameters.values, t.score) for t in trials}
+
+    assert len(whole.oracle.trials) == 3
+    assert scores(resumed) == scores(whole)
+
+
+def test_trial_seed_depends_on_the_search_seed_and_the_trial_id():
+    from tfnas.engine.tuner import trial_seed
+
+    seeds = {trial_seed(seed, trial_id) for seed in (0, 1) for trial_id in ("0", "1")}
+    assert len(seeds) == 4
+    assert trial_seed(None, "3") == trial_seed(0, "3")
+    assert all(0 <= s < 2**32 for s in seeds)
+
+
 def test_measure_latency_records_tflite_latency(tmp_path):
     x, y = _data()
     tuner = _tuner(
