@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas import data as data_lib
-from tfnas import spaces, validation
+from tfnas import files, spaces, validation
 from tfnas.architecture import Architecture
 
 SCHEDULES = ("cosine", "step")
@@ -90,14 +90,6 @@ def _compile(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
     model.compile_from_config(config)
 
 
-def _write_json(path: str, value) -> None:
-    """Writes JSON atomically, so a kill never leaves a half-written file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
-
-
 def _load_state(checkpoint_dir: str, settings: dict) -> dict | None:
     path = os.path.join(checkpoint_dir, _STATE)
     if not os.path.isfile(path):
@@ -121,7 +113,9 @@ def _save_checkpoint(model: keras.Model, checkpoint_dir: str, state: dict) -> No
     model.save(os.path.join(checkpoint_dir, name))
     # The state names its checkpoint and is replaced last: a kill before leaves the previous
     # epoch's pair intact.
-    _write_json(os.path.join(checkpoint_dir, _STATE), {**state, "checkpoint": name})
+    files.write_json_atomically(
+        os.path.join(checkpoint_dir, _STATE), {**state, "checkpoint": name}, indent=2
+    )
     for old in os.listdir(checkpoint_dir):
         if old.endswith(".keras") and old != name:
             os.remove(os.path.join(checkpoint_dir, old))
@@ -306,7 +300,7 @@ def run(
         model = keras.Model(model.inputs, model.get_layer("logits").output, name=model.name)
     paths = {name: os.path.join(output_dir, name) for name in OUTPUT_FILES}
     model.save(paths["model.keras"])
-    _write_json(paths["history.json"], state["history"])
+    files.write_json_atomically(paths["history.json"], state["history"], indent=2)
     summary = {
         "space": space,
         "architecture": arch.values,
@@ -320,7 +314,7 @@ def run(
         "num_replicas": int(strategy.num_replicas_in_sync),
         "files": {**paths, "logs": os.path.join(output_dir, "logs")},
     }
-    _write_json(paths["metrics.json"], summary)
+    files.write_json_atomically(paths["metrics.json"], summary, indent=2)
     if verbose:
         print(
             f"test accuracy {summary['test_accuracy']:.4f} after {epochs} epochs; "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from tfnas import files
 from tfnas.blocks.rules import MixingRule, candidate_index
 from tfnas.blocks.supernet import InputChoice, LayerChoice, reduce_tensors
 from tfnas.engine.fit import build_for_fit
@@ -187,9 +188,7 @@ class SupernetCheckpoint:
             "weights": weights,
             "oracle": oracle_state,
         }
-        with open(self.info_path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(info, f)
-        os.replace(self.info_path + ".tmp", self.info_path)
+        files.write_json_atomically(self.info_path, info)
         for name in os.listdir(self.directory):
             if name.startswith("supernet") and name.endswith(".npz") and name != weights:
                 os.remove(os.path.join(self.directory, name))
