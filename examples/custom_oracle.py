@@ -14,7 +14,7 @@ epoch, ranks the candidates and exports the best one as a plain Keras model:
   `set_architecture(values)`, which makes the supernet compute one architecture;
 - `make_mixing_rule()`: the rule the supernet is built with;
 - `prepare_training_step(rule, step, path, progress)`: sets the rule before each step;
-- `_make_algorithm(seed)`: the search over candidates once the supernet is trained.
+- `make_search_algorithm(seed)`: the search over candidates once the supernet is trained.
 
 Nothing is registered anywhere: the oracle is passed to `tfnas.Tuner` like any other.
 
@@ -85,7 +85,7 @@ class PathOrMeanNAS(WeightSharingOracle):
         self.mean_probability = check_float("mean_probability", mean_probability, 0.0, 1.0)
         self.population_size = population_size
         self.sample_size = sample_size
-        super().__init__(**kwargs)  # Calls _make_algorithm.
+        super().__init__(**kwargs)  # Calls make_search_algorithm.
 
     def make_mixing_rule(self):
         return PathOrMean()
@@ -98,7 +98,7 @@ class PathOrMeanNAS(WeightSharingOracle):
         else:
             rule.set_architecture(self.sample_architecture())
 
-    def _make_algorithm(self, seed):
+    def make_search_algorithm(self, seed):
         return AgingEvolution(self.population_size, self.sample_size, seed=seed)
 
 

@@ -123,7 +123,7 @@ class DifferentiableOracle(WeightSharingOracle):
         self._architecture_step: architecture_steps.FirstOrderStep | None = None
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
-    def _make_algorithm(self, seed):
+    def make_search_algorithm(self, seed):
         return _Derivation(self, seed)
 
     def _new_rule(self) -> SoftmaxMixture:

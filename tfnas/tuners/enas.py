@@ -97,7 +97,7 @@ class ENAS(WeightSharingOracle):
         **kwargs,
     ):
         self.controller_steps = validation.check_int("controller_steps", controller_steps, low=1)
-        # Validated by the Controller, built in `super().__init__` (`_make_algorithm`).
+        # Validated by the Controller, built in `super().__init__` (`make_search_algorithm`).
         self._controller_args = {
             "hidden_size": hidden_size,
             "learning_rate": learning_rate,
@@ -115,7 +115,7 @@ class ENAS(WeightSharingOracle):
         """The controller (also the candidate search algorithm, `self.algorithm`)."""
         return self.algorithm
 
-    def _make_algorithm(self, seed: int | None) -> Controller:
+    def make_search_algorithm(self, seed: int | None) -> Controller:
         return Controller(seed=seed, **self._controller_args)
 
     # --- Supernet phase ------------------------------------------------------------------

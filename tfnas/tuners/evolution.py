@@ -49,5 +49,5 @@ class RegularizedEvolution(multi_trial.MultiTrialOracle):
             **kwargs,
         )
 
-    def _make_algorithm(self, seed: int) -> AgingEvolution:
+    def make_search_algorithm(self, seed: int) -> AgingEvolution:
         return AgingEvolution(self.population_size, self.sample_size, seed=seed)

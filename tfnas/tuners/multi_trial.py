@@ -30,7 +30,7 @@ TrialStatus = trial_module.TrialStatus
 class MultiTrialOracle(keras_tuner.Oracle):
     """Base `keras_tuner.Oracle` that runs a `tfnas.search.base.SearchAlgorithm` over trials.
 
-    Subclasses implement `_make_algorithm(seed)`. Rewards are the objective value, negated
+    Subclasses implement `make_search_algorithm(seed)`. Rewards are the objective value, negated
     when the objective is minimized. The algorithm's state is saved in `oracle.json` under
     "multi_trial".
 
@@ -52,7 +52,7 @@ class MultiTrialOracle(keras_tuner.Oracle):
 
     ```python
     class RandomOracle(MultiTrialOracle):
-        def _make_algorithm(self, seed):
+        def make_search_algorithm(self, seed):
             return MyRandomAlgorithm(seed)  # A `tfnas.search.base.SearchAlgorithm`.
 
     oracle = RandomOracle(objective="val_accuracy", max_trials=20, seed=0)
@@ -93,12 +93,12 @@ class MultiTrialOracle(keras_tuner.Oracle):
             self.seed = self._seed_state = int(seed)
         self.allow_duplicates = bool(allow_duplicates)
         self.num_bins = validation.check_int("num_bins", num_bins, low=2)
-        self.algorithm = self._make_algorithm(self.seed)
+        self.algorithm = self.make_search_algorithm(self.seed)
         # Trial ids whose outcome the algorithm has observed, in observation order.
         self._observed: list[str] = []
         self._encoding_cache: tuple[int, int, encoding.SpaceEncoding] | None = None
 
-    def _make_algorithm(self, seed: int) -> base.SearchAlgorithm:
+    def make_search_algorithm(self, seed: int) -> base.SearchAlgorithm:
         """Returns the search algorithm, seeded with `seed`."""
         raise NotImplementedError
 

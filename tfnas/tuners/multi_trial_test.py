@@ -32,7 +32,7 @@ class FirstUnseen(base.SearchAlgorithm):
 
 
 class FirstUnseenOracle(multi_trial.MultiTrialOracle):
-    def _make_algorithm(self, seed):
+    def make_search_algorithm(self, seed):
         return FirstUnseen(seed)
 
 

@@ -65,5 +65,5 @@ class NAO(multi_trial.MultiTrialOracle):
         }
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
-    def _make_algorithm(self, seed: int) -> ArchitectureOptimizer:
+    def make_search_algorithm(self, seed: int) -> ArchitectureOptimizer:
         return ArchitectureOptimizer(seed=seed, **self._optimizer_args)

@@ -45,7 +45,7 @@ class _EvolutionarySearch(WeightSharingOracle):
         self.sample_size = sample_size
         super().__init__(*args, **kwargs)
 
-    def _make_algorithm(self, seed):
+    def make_search_algorithm(self, seed):
         return evolution.AgingEvolution(self.population_size, self.sample_size, seed=seed)
 
 
@@ -79,7 +79,7 @@ class RandomWeightSharing(WeightSharingOracle):
     shared weights.
     """
 
-    def _make_algorithm(self, seed):
+    def make_search_algorithm(self, seed):
         return RandomSampling(seed)
 
 
@@ -139,7 +139,7 @@ class OneShot(WeightSharingOracle):
 
         return PathDropout()
 
-    def _make_algorithm(self, seed):
+    def make_search_algorithm(self, seed):
         return RandomSampling(seed)
 
     def prepare_training_step(self, rule, step, path, progress):

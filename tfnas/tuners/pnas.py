@@ -67,5 +67,5 @@ class PNAS(multi_trial.MultiTrialOracle):
         }
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
-    def _make_algorithm(self, seed: int) -> ProgressiveSearch:
+    def make_search_algorithm(self, seed: int) -> ProgressiveSearch:
         return ProgressiveSearch(seed=seed, **self._search_args)

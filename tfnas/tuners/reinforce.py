@@ -60,5 +60,5 @@ class Reinforce(multi_trial.MultiTrialOracle):
             **kwargs,
         )
 
-    def _make_algorithm(self, seed: int) -> Controller:
+    def make_search_algorithm(self, seed: int) -> Controller:
         return Controller(seed=seed, **self._controller_args)

@@ -43,7 +43,7 @@ class WeightSharingOracle(multi_trial.MultiTrialOracle):
     Subclasses choose the mixing rule (`make_mixing_rule`), how each training step uses it
     (`prepare_training_step`), optionally `paths_per_step` (several architectures per batch,
     gradients accumulated into one update) and `on_supernet_epoch_end`, and, through
-    `_make_algorithm`, how candidates are searched once the supernet is trained.
+    `make_search_algorithm`, how candidates are searched once the supernet is trained.
 
     Args:
         objective: the candidates' objective, measured with inherited weights
