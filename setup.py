@@ -32,6 +32,7 @@ setup(
             "tfnas-search=tfnas.bin.search:console_main",
             "tfnas-train=tfnas.bin.train:console_main",
             "tfnas-export=tfnas.bin.export:console_main",
+            "tfnas-latency-table=tfnas.bin.latency_table:console_main",
         ]
     },
 )

@@ -8,12 +8,20 @@ smaller budget is read from the same run's trajectory (the incumbent after that 
 trials). Prints; asserts nothing.
 
     nice -n 19 .venv/bin/python benchmarks/compare_multi_trial.py --seeds=20
+
+`--synthetic` searches instead a synthetic 15,625-cell table of the full 5-operation
+NAS-Bench-201 space (`benchmarks/synthetic_tabular.py`, generated into a temporary
+directory), whose accuracies are on NAS-Bench-201's CIFAR-10 scale:
+
+    nice -n 19 .venv/bin/python benchmarks/compare_multi_trial.py --synthetic --seeds=30
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+import tempfile
 import time
 import warnings
 
@@ -25,6 +33,9 @@ import numpy as np  # noqa: E402
 from tfnas import oracles  # noqa: E402
 from tfnas.nasbench import TabularBenchmark, run_oracle  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synthetic_tabular  # noqa: E402
+
 # Bayesian last: its Gaussian-process refit makes it by far the slowest.
 MULTI_TRIAL = ("random", "regularized_evolution", "reinforce", "pnas", "nao", "bayesian")
 
@@ -32,6 +43,14 @@ MULTI_TRIAL = ("random", "regularized_evolution", "reinforce", "pnas", "nao", "b
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--benchmark", default=None, help="table name or path (default: shipped)")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="search a synthetic 15,625-cell 5-operation NAS-Bench-201 table instead",
+    )
+    parser.add_argument(
+        "--synthetic_seed", type=int, default=201, help="seed of the synthetic table's model"
+    )
     parser.add_argument("--budgets", default="25,50,100,200")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--oracles", default=",".join(MULTI_TRIAL))
@@ -51,7 +70,17 @@ def main(argv=None) -> None:
     slow = set(args.slow.split(","))
     # The GP of the Bayesian oracle warns about length scales on categorical encodings.
     warnings.filterwarnings("ignore", module="sklearn")
-    bench = TabularBenchmark.load(args.benchmark) if args.benchmark else TabularBenchmark.load()
+    if args.synthetic:
+        if args.benchmark:
+            parser.error("pass either --synthetic or --benchmark, not both")
+        with tempfile.TemporaryDirectory(prefix="tfnas_synthetic_") as directory:
+            path = os.path.join(directory, "synthetic_nb201_ops5.json")
+            synthetic_tabular.write(path, seed=args.synthetic_seed)
+            bench = TabularBenchmark.load(path)
+    elif args.benchmark:
+        bench = TabularBenchmark.load(args.benchmark)
+    else:
+        bench = TabularBenchmark.load()
     optimum = bench.optimum("test_acc")
     val_best_test = bench.query(bench.best_arch("val_acc"), "test_acc")
     print(

@@ -46,9 +46,10 @@ batch 64:
    included); for a method's median search seconds S, random search draws N = max(1,
    floor(S / cell seconds)) distinct random cells per seed, keeps the best by table
    val_acc and reports its table test_acc. Settings: DARTS first order; DARTS+ with
-   `max_skip_connections=2`; P-DARTS with `keep=(3, 2)` (3 stages; the 3-op space keeps
-   every op after stage 1 and drops `none` before stage 3, leaving skip_connect and
-   nor_conv_3x3) and `max_skip_connections=2`, so it needs >= 3 epochs; DARTS+ and
+   `max_skip_connections=2`; P-DARTS with `keep=(3, 2)` (3 stages, each starting with its
+   alpha-frozen warm-up; `none` competes like the other operations between stages and is
+   left out by the final derivation) and `max_skip_connections=2`, so it needs >= 3
+   epochs; DARTS+ and
    P-DARTS get `normal_scope="cell/"`, the NAS-Bench-201 cell's prefix (the default
    "normal/", which no choice here has, counts every choice: the same edges); SNAS with its
    default temperature (1.0 -> 0.03) and no resource term; GDAS with tau 10 -> 0.1;

@@ -168,7 +168,6 @@ def bench_e2e(args, data) -> None:
                 max_trials=args.candidates,
                 seed=rep,
                 population_size=max(2, args.candidates // 2),
-                sample_size=max(2, args.candidates // 6),
             )
             tuner = common.tuner(space, oracle, directory, f"e2e{rep}")
             start = time.perf_counter()

@@ -56,7 +56,7 @@ def search(directory, epochs, max_trials, overwrite):
         the supernet epochs this call trained.
     """
     data = tfnas.data.load("digits")
-    oracle = tfnas.oracles.SPOS(max_trials=max_trials, population_size=2, sample_size=2, seed=0)
+    oracle = tfnas.oracles.SPOS(max_trials=max_trials, population_size=2, seed=0)
     tuner = tfnas.Tuner(
         build, oracle=oracle, directory=directory, project_name="search", overwrite=overwrite
     )

@@ -48,7 +48,6 @@ def main(argv=None):
         max_trials=args.max_trials,
         constraints={"flops": args.max_flops},
         population_size=args.population_size,
-        sample_size=2,
         seed=args.seed,
     )
     tuner = tfnas.Tuner(

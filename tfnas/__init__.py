@@ -2,7 +2,8 @@
 
 Searchable layers (`tfnas.blocks`), ready spaces (`tfnas.spaces`), the strategies of the
 NAS literature as KerasTuner oracles (`tfnas.oracles`), a `Tuner` that records
-architecture costs, and TFLite latency measurement (`tfnas.latency`).
+architecture costs, TFLite latency measurement (`tfnas.latency`) and mixed-precision
+quantization search (`tfnas.quantization`).
 
 Attributes are imported on first use, so `import tfnas` (or a Keras-free module such as
 `tfnas.search.evolution`) does not import TensorFlow until something needs it.
@@ -26,6 +27,7 @@ _LAZY = {
             "latency",
             "nasbench",
             "oracles",
+            "quantization",
             "results",
             "search",
             "spaces",
@@ -34,7 +36,17 @@ _LAZY = {
     },
 }
 
-__all__ = ["Architecture", "Tuner", "blocks", "cost", "data", "latency", "oracles", "spaces"]
+__all__ = [
+    "Architecture",
+    "Tuner",
+    "blocks",
+    "cost",
+    "data",
+    "latency",
+    "oracles",
+    "quantization",
+    "spaces",
+]
 
 
 def __getattr__(name: str):

@@ -13,6 +13,7 @@ from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.partial_channels import PCDARTS
 from tfnas.tuners.pnas import PNAS
+from tfnas.tuners.quantization import MixedPrecisionDNAS
 from tfnas.tuners.reinforce import Reinforce
 
 RandomSearchOracle = keras_tuner.oracles.RandomSearchOracle
@@ -37,6 +38,7 @@ ORACLES = {
     "pcdarts": PCDARTS,
     "snas": SNAS,
     "gdas": GDAS,
+    "mixed_precision_dnas": MixedPrecisionDNAS,
 }
 
 

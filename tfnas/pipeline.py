@@ -1,8 +1,19 @@
 """The end-to-end search job behind `tfnas-search`, callable without flags.
 
 search -> best architecture -> `best_model.keras` + `best_model.tflite` +
-`architecture.json` + `results.json` in `output_dir`, and a printed report with the
-measured TFLite latency and size.
+`architecture.json` + `results.json` + `report.html` in `output_dir`, and a printed report
+with the measured TFLite latency and size. TensorBoard logs of every trial (with the cost
+metrics as HParams columns) go to `output_dir/tensorboard`.
+
+Cost constraints (`max_flops`, `max_params`): a weight-sharing oracle never proposes an
+architecture above them (its own `constraints`). For every other oracle an architecture
+above a limit is rejected before training: its trial completes untrained and scores
+`BudgetedAccuracy`'s penalty, below every trained architecture and lower the further it is
+over, so that a strategy that learns from scores (PNAS's surrogate, evolution's selection)
+steers away from it. Deliberately not an oracle-side filter: for that, PNAS's expansion
+would build a model for each of up to `num_candidates` candidates per stage to cost it,
+while a trial builds its model anyway. The exported best model is the best trial within
+the limits.
 """
 
 from __future__ import annotations
@@ -23,8 +34,18 @@ from tfnas.architecture import Architecture
 from tfnas.cost import COST_METRICS
 from tfnas.engine.tuner import Tuner
 from tfnas.results import pareto
+from tfnas.results import report as report_lib
+from tfnas.results import tensorboard as tensorboard_lib
+from tfnas.results.objectives import BudgetedAccuracy
 
-OUTPUT_FILES = ("best_model.keras", "best_model.tflite", "architecture.json", "results.json")
+OUTPUT_FILES = (
+    "best_model.keras",
+    "best_model.tflite",
+    "architecture.json",
+    "results.json",
+    report_lib.REPORT_FILE,
+)
+TENSORBOARD_DIR = "tensorboard"
 PARETO_METRICS = ("val_accuracy", "flops")
 OBJECTIVE = "val_accuracy"
 PROJECT_NAME = "search"
@@ -32,7 +53,9 @@ PROJECT_NAME = "search"
 # (the arguments of the same name, then the data's fingerprint), recorded there at the
 # first run. A KerasTuner oracle reloads its recorded seed whatever seed is passed.
 SEARCH_FILE = "search.json"
-SEARCH_ARGUMENTS = ("space", "oracle", "dataset", "seed")
+SEARCH_ARGUMENTS = ("space", "oracle", "dataset", "seed", "max_flops", "max_params")
+# The constraint arguments of `run_search` and the cost metric each bounds.
+CONSTRAINTS = {"max_flops": "flops", "max_params": "num_params"}
 
 
 def _json_number(value):
@@ -41,9 +64,14 @@ def _json_number(value):
 
 
 def trial_records(tuner: keras_tuner.Tuner) -> list[dict]:
-    """Every trial as plain JSON: id, status, architecture values, score and metrics."""
+    """Every trial as plain JSON (id, status, architecture values, score and metrics), in
+    the order the trials started, also after a resume (a reloaded oracle holds its trials
+    in the order of the project's directory listing)."""
+    oracle = tuner.oracle
+    order = [t for t in getattr(oracle, "start_order", []) if t in oracle.trials]
+    order += [t for t in oracle.trials if t not in order]
     records = []
-    for trial in tuner.oracle.trials.values():
+    for trial in (oracle.trials[t] for t in order):
         metrics = {
             name: _json_number(trial.metrics.get_best_value(name))
             for name in trial.metrics.metrics
@@ -114,7 +142,47 @@ def check_same_search(project_dir: str, record: dict) -> None:
         )
 
 
-class _TrialLines(Tuner):
+class _SearchTuner(Tuner):
+    """The pipeline's `Tuner`: rejects architectures above the cost limits before training
+    (logged to TensorBoard as sessions of their own)."""
+
+    def __init__(self, *args, limits: dict[str, float] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limits = dict(limits or {})
+
+    def over_limits(self, metrics) -> dict[str, tuple[float, float]]:
+        """`{metric: (value, limit)}` of the limits that `metrics` exceed."""
+        return {
+            name: (float(metrics[name]), limit)
+            for name, limit in self.limits.items()
+            if name in metrics and float(metrics[name]) > limit
+        }
+
+    def run_trial(self, trial, *args, **kwargs):
+        if self.limits and not self._trains_supernet:
+            costs = self.architecture_costs(trial.hyperparameters.values)
+            if self.over_limits(costs):
+                # Not trained: scored by the objective from its costs alone, and shown in
+                # TensorBoard's HParams dashboard as a session of its own.
+                objective = self.oracle.objective
+                metrics = {**costs, objective.name: objective.get_value(costs)}
+                tensorboard_lib.log_evaluated_trial(
+                    kwargs.get("callbacks"), trial, metrics, objective
+                )
+                return metrics
+        return super().run_trial(trial, *args, **kwargs)
+
+    def best_within_limits(self) -> keras_tuner.engine.trial.Trial | None:
+        """The best completed trial whose recorded costs are within the limits, or None."""
+        oracle = self.oracle
+        for trial in oracle.get_best_trials(len(oracle.trials)):
+            costs = {name: trial.metrics.get_last_value(name) for name in self.limits}
+            if not self.over_limits({n: v for n, v in costs.items() if v is not None}):
+                return trial
+        return None
+
+
+class _TrialLines(_SearchTuner):
     """A `Tuner` printing one line per finished trial: its objective and the best so far."""
 
     def on_trial_begin(self, trial):
@@ -125,14 +193,24 @@ class _TrialLines(Tuner):
         super().on_trial_end(trial)
         oracle = self.oracle
         trial = oracle.get_trial(trial.trial_id)  # Its score and status, as recorded.
-        if trial.score is None:
+        over = self.over_limits(
+            {name: trial.metrics.get_last_value(name) for name in self.limits}
+            if all(trial.metrics.exists(name) for name in self.limits)
+            else {}
+        )
+        if over:
+            result = "rejected untrained: " + ", ".join(
+                f"{name} {value:,.0f} > {limit:,.0f}" for name, (value, limit) in over.items()
+            )
+        elif trial.score is None:
             result = trial.status
         else:
             result = f"{oracle.objective.name} {trial.score:.4f}"
-        best = oracle.get_best_trials(1)
-        best_text = (
-            f"best {best[0].score:.4f} (trial {best[0].trial_id})" if best else "none completed"
-        )
+        best = self.best_within_limits()
+        if best is not None:
+            best_text = f"best {best.score:.4f} (trial {best.trial_id})"
+        else:
+            best_text = "none within limits" if self.limits else "none completed"
         print(
             f"trial {trial.trial_id} [{len(oracle.end_order)}/{oracle.max_trials}]  {result}  "
             f"{best_text}  {time.monotonic() - self._trial_start:.1f} s",
@@ -152,10 +230,39 @@ class _SupernetEpochLines(keras.callbacks.Callback):
         print(f"supernet epoch {epoch + 1}/{self.epochs}  {metrics}", flush=True)
 
 
+def _best_trial(tuner: _SearchTuner) -> keras_tuner.engine.trial.Trial:
+    """The best completed trial within the tuner's limits.
+
+    Raises:
+        RuntimeError: when no trained trial is within them, naming the flags to raise.
+    """
+    best = tuner.best_within_limits()
+    if best is not None:
+        return best
+    limits = ", ".join(f"{name} <= {limit:g}" for name, limit in tuner.limits.items())
+    arguments = " or ".join(
+        f"{arg} (--{arg})" for arg, metric in CONSTRAINTS.items() if metric in tuner.limits
+    )
+    raise RuntimeError(
+        f"No architecture of the {len(tuner.oracle.trials)} trials met the limits ({limits}): "
+        f"all were rejected untrained. Raise {arguments}, or run more trials (--max_trials)."
+    )
+
+
 def _format_report(summary: dict) -> str:
     rows = [
         ("space", summary["space"]),
         ("oracle", summary["oracle"]),
+        *(
+            [
+                (
+                    "constraint",
+                    ", ".join(f"{n} <= {v:,.0f}" for n, v in summary["constraints"].items()),
+                )
+            ]
+            if summary.get("constraints")
+            else []
+        ),
         ("trials", str(summary["num_trials"])),
         ("best trial", str(summary["best_trial_id"])),
         ("val accuracy", f"{summary['val_accuracy']:.4f}"),
@@ -170,6 +277,7 @@ def _format_report(summary: dict) -> str:
             f"{summary['latency']['p10_ms']:.4f} - {summary['latency']['p90_ms']:.4f} ms",
         ),
         ("threads / runs", f"{summary['latency']['num_threads']} / {summary['latency']['runs']}"),
+        ("report", summary.get("report", "")),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
@@ -193,6 +301,9 @@ def run_search(
     overwrite: bool = False,
     verbose: int = 1,
     then_train_epochs: int = 0,
+    max_flops: float | None = None,
+    max_params: float | None = None,
+    tensorboard: bool = True,
 ) -> dict:
     """Runs a search on a ready space and exports the best architecture.
 
@@ -218,6 +329,11 @@ def run_search(
         then_train_epochs: if > 0, then train the best architecture from scratch for this
             many epochs with `tfnas.training.run` (its defaults otherwise) into
             `output_dir/train`; its summary is the returned summary's "train" entry.
+        max_flops: if given, the most multiply-adds (`tfnas.cost.count_flops`) the best
+            architecture may have: see the module docstring for how limits are enforced.
+        max_params: if given, the most parameters it may have.
+        tensorboard: write TensorBoard logs (curves, and every trial's hyperparameters
+            and costs for the HParams dashboard) to `output_dir/tensorboard`.
 
     Returns:
         The summary written to `results.json` (without the per-trial list).
@@ -236,6 +352,12 @@ def run_search(
     ):
         validation.check_int(name, value, low=1)
     validation.check_int("then_train_epochs", then_train_epochs, low=0)
+    limits = {}
+    for name, value in (("max_flops", max_flops), ("max_params", max_params)):
+        if value is not None:
+            limits[CONSTRAINTS[name]] = validation.check_float(
+                name, value, low=0, low_inclusive=False
+            )
     latency.tflite.check_quantize(quantize)
     validation.check_writable_dir("output_dir", output_dir)
 
@@ -249,41 +371,60 @@ def run_search(
         "oracle_class": f"{oracle_class.__module__}.{oracle_class.__qualname__}",
         "dataset": dataset,
         "seed": seed,
+        "max_flops": max_flops,
+        "max_params": max_params,
         "data": data_fingerprint(data.x_train, data.y_train, data.x_val, data.y_val),
     }
     if not overwrite:
         check_same_search(project_dir, record)
     hypermodel = spaces.make(space, data.input_shape, data.num_classes)
-    oracle_instance = oracle_class(objective=OBJECTIVE, max_trials=max_trials, seed=seed)
+    if getattr(oracle_class, "execution", "trials") == "supernet":
+        # A weight-sharing oracle never proposes an architecture above its constraints.
+        constraint_kwargs = {"constraints": limits} if limits else {}
+        objective = OBJECTIVE
+    else:
+        constraint_kwargs = {}
+        objective = BudgetedAccuracy(limits) if limits else OBJECTIVE
+    oracle_instance = oracle_class(
+        objective=objective, max_trials=max_trials, seed=seed, **constraint_kwargs
+    )
     # KerasTuner's Oracle replaces seed=0 with a random seed (`seed or random...`).
     oracle_instance.seed = oracle_instance._seed_state = seed
     # At verbose=1, a line per trial (and per supernet epoch) instead of KerasTuner's and
     # Keras's output; verbose=2 keeps theirs.
-    tuner = (_TrialLines if verbose == 1 else Tuner)(
+    tuner = (_TrialLines if verbose == 1 else _SearchTuner)(
         hypermodel,
         oracle=oracle_instance,
         directory=output_dir,
         project_name=PROJECT_NAME,
         overwrite=overwrite,
+        limits=limits,
     )
     # After the Tuner, which deletes the project directory when overwriting.
     os.makedirs(project_dir, exist_ok=True)
     with open(os.path.join(project_dir, SEARCH_FILE), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)
+    callbacks = []
+    if verbose == 1 and getattr(oracle_instance, "execution", "trials") == "supernet":
+        callbacks.append(_SupernetEpochLines(epochs))
+    if tensorboard:
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                os.path.join(output_dir, TENSORBOARD_DIR), write_graph=False, profile_batch=0
+            )
+        )
     tuner.search(
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
         epochs=epochs,
         batch_size=batch_size,
-        callbacks=[_SupernetEpochLines(epochs)]
-        if verbose == 1 and getattr(oracle_instance, "execution", "trials") == "supernet"
-        else [],
+        callbacks=callbacks,
         verbose=2 if verbose >= 2 else 0,
     )
 
     # `Tuner.search` raises when no trial completed.
-    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best_trial = _best_trial(tuner)
     architecture = Architecture.from_hyperparameters(
         hypermodel, best_trial.hyperparameters, validate=False
     )
@@ -311,6 +452,7 @@ def run_search(
         "oracle": oracle,
         "dataset": dataset,
         "seed": seed,
+        "constraints": limits,
         "num_trials": len(tuner.oracle.trials),
         "best_trial_id": best_trial.trial_id,
         "architecture": architecture.values,
@@ -327,16 +469,20 @@ def run_search(
     summary["pareto_plot"] = tuner.plot_pareto(
         os.path.join(output_dir, "pareto.png"), PARETO_METRICS
     )
+    summary["report"] = paths[report_lib.REPORT_FILE]
+    results = {
+        **summary,
+        "pareto_front": {"metrics": PARETO_METRICS, "points": pareto.pareto_to_json(front)},
+        "trials": trial_records(tuner),
+    }
     with open(paths["results.json"], "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                **summary,
-                "pareto_front": {"metrics": PARETO_METRICS, "points": pareto.pareto_to_json(front)},
-                "trials": trial_records(tuner),
-            },
-            f,
-            indent=2,
-        )
+        json.dump(results, f, indent=2)
+    figures = [
+        ("Pareto front: validation accuracy against multiply-adds", summary["pareto_plot"]),
+        *report_lib.draw_cells(architecture.values, output_dir),
+        *report_lib.draw_alpha_history(tuner.oracle, output_dir),
+    ]
+    report_lib.write_report(output_dir, results, figures, path=paths[report_lib.REPORT_FILE])
     if verbose:
         print(_format_report(summary))
     if then_train_epochs:

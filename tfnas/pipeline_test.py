@@ -1,13 +1,45 @@
 """The end-to-end job of tfnas-search: outputs, resume, and argument errors."""
 
 import dataclasses
+import glob
+import html.parser
 import json
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tfnas import pipeline
+from tfnas.results import objectives
+
+
+def _events(run_dir):
+    """Every summary value in the event files of one TensorBoard run directory."""
+    return [
+        value
+        for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*")))
+        for event in tf.compat.v1.train.summary_iterator(path)
+        for value in event.summary.value
+    ]
+
+
+class _TrialRows(html.parser.HTMLParser):
+    """Counts the rows of report.html's trial table and its embedded images."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.images, self._in_trials = 0, [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._in_trials = attrs.get("class") == "trials"
+        elif tag == "tr" and self._in_trials:
+            self.rows += 1
+        elif tag == "img":
+            self.images.append(attrs["src"])
 
 
 def test_search_writes_the_four_outputs_and_resumes(tmp_path, capsys):
@@ -28,6 +60,28 @@ def test_search_writes_the_four_outputs_and_resumes(tmp_path, capsys):
     arch = json.load(open(os.path.join(out, "architecture.json")))
     assert arch["values"] == summary["architecture"]
     assert len(arch["values"]) == 6
+    # report.html: a header row and a row per trial; the Pareto plot and the found cell.
+    assert summary["report"] == os.path.join(out, "report.html")
+    page = _TrialRows()
+    page.feed(open(summary["report"], encoding="utf-8").read())
+    assert page.rows == 1 + 2
+    assert len(page.images) == 2 and all(
+        s.startswith("data:image/png;base64,") for s in page.images
+    )
+    # TensorBoard: the experiment's metric columns include the costs; every trial's
+    # session holds their values.
+    logs = os.path.join(out, pipeline.TENSORBOARD_DIR)
+    (experiment,) = [v for v in _events(logs) if v.tag == hparams_metadata.EXPERIMENT_TAG]
+    columns = hparams_metadata.parse_experiment_plugin_data(
+        experiment.metadata.plugin_data.content
+    ).metric_infos
+    assert [c.display_name for c in columns] == [
+        "val_accuracy", "num_params", "flops", "model_bytes"
+    ]  # fmt: skip
+    for trial in results["trials"]:
+        session = os.path.join(logs, trial["trial_id"], "execution0")
+        flops = [tf.make_ndarray(v.tensor) for v in _events(session) if v.tag == "flops"]
+        assert flops == [trial["metrics"]["flops"]]
 
     # Run again with a larger budget: the two finished trials are kept, one more runs.
     resumed = pipeline.run_search(
@@ -50,6 +104,8 @@ def test_search_writes_the_four_outputs_and_resumes(tmp_path, capsys):
         ({"quantize": "int4"}, "Received: quantize='int4'"),
         ({"output_dir": ""}, "output_dir must be a non-empty path"),
         ({"dataset": "imagenet"}, "Unknown dataset: 'imagenet'"),
+        ({"max_flops": 0}, "max_flops must be > 0. Received: max_flops=0"),
+        ({"max_params": "1e5"}, "max_params must be a number. Received: max_params='1e5'"),
     ],
 )
 def test_bad_arguments_fail_before_any_work(kwargs, message, tmp_path):
@@ -104,6 +160,7 @@ def test_search_records_what_it_searched(finished_search):
         record = json.load(f)
     assert {key: record[key] for key in pipeline.SEARCH_ARGUMENTS} == {
         "space": "nasbench201", "oracle": "random", "dataset": "digits", "seed": 0,
+        "max_flops": None, "max_params": None,
     }  # fmt: skip
     assert record["oracle_class"].endswith(".RandomSearchOracle")
     assert len(record["data"]) == 64
@@ -121,13 +178,18 @@ def test_search_records_what_it_searched(finished_search):
             r"oracle='random', but this run asks for oracle='regularized_evolution' \(--oracle\)",
         ),
         ({"seed": 3}, r"seed=0, but this run asks for seed=3 \(--seed\)"),
+        (
+            {"max_flops": 5e5},
+            r"max_flops=None, but this run asks for max_flops=500000.0 \(--max_flops\)",
+        ),
     ],
 )
 def test_resume_with_other_arguments_fails_before_any_work(
     finished_search, monkeypatch, kwargs, message
 ):
     trials = _trial_dirs(finished_search)
-    monkeypatch.setattr(pipeline, "Tuner", lambda *a, **k: pytest.fail("built the tuner"))
+    for tuner in ("_SearchTuner", "_TrialLines"):
+        monkeypatch.setattr(pipeline, tuner, lambda *a, **k: pytest.fail("built the tuner"))
     monkeypatch.setattr(pipeline.spaces, "make", lambda *a, **k: pytest.fail("built a model"))
     with pytest.raises(ValueError, match=message) as error:
         pipeline.run_search(max_trials=2, epochs=1, output_dir=finished_search, verbose=0, **kwargs)
@@ -190,3 +252,111 @@ def test_overwrite_starts_over_whatever_was_recorded(tmp_path):
     assert summary["num_trials"] == 1
     with open(os.path.join(out, pipeline.PROJECT_NAME, pipeline.SEARCH_FILE)) as f:
         assert json.load(f)["oracle"] == "regularized_evolution"
+
+
+# --- Cost limits ------------------------------------------------------------------------------
+
+
+def test_architectures_above_max_flops_are_rejected_untrained(tmp_path, capsys):
+    # Random search, seed 0: its first two cells have 230,208 and 267,072 multiply-adds.
+    limit = 250_000
+    out = str(tmp_path / "run")
+    summary = pipeline.run_search(
+        oracle="random", max_trials=2, epochs=1, output_dir=out, latency_runs=1,
+        max_flops=limit, tensorboard=False,
+    )  # fmt: skip
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trial ")]
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert results["constraints"] == {"flops": limit}
+    over = [t for t in results["trials"] if t["metrics"]["flops"] > limit]
+    within = [t for t in results["trials"] if t["metrics"]["flops"] <= limit]
+    assert len(over) == 1 and len(within) == 1
+    for trial in over:
+        # Never trained (no fit metric, no checkpoint), scored below every trained one.
+        assert "val_accuracy" not in trial["metrics"]
+        assert trial["score"] == pytest.approx(1 - trial["metrics"]["flops"] / limit)
+        assert not glob.glob(os.path.join(out, "search", f"trial_{trial['trial_id']}", "*.h5"))
+        assert any(
+            f"rejected untrained: flops {trial['metrics']['flops']:,.0f} > 250,000" in line
+            for line in lines
+        )
+    assert within[0]["score"] == within[0]["metrics"]["val_accuracy"]
+    assert within[0]["metrics"]["budgeted_val_accuracy"] == within[0]["score"]
+    # The exported model is the best one within the limit.
+    assert summary["best_trial_id"] == within[0]["trial_id"]
+    assert summary["flops"] <= limit
+    assert not os.path.exists(os.path.join(out, pipeline.TENSORBOARD_DIR))
+
+
+def test_no_architecture_within_the_limits_is_an_error(tmp_path):
+    with pytest.raises(
+        RuntimeError,
+        match=r"No architecture of the 1 trials met the limits \(num_params <= 1000\): all were "
+        r"rejected untrained\. Raise max_params \(--max_params\)",
+    ):
+        pipeline.run_search(
+            max_trials=1, epochs=1, output_dir=str(tmp_path), max_params=1000, verbose=0
+        )
+
+
+def test_budgeted_accuracy():
+    objective = objectives.BudgetedAccuracy({"flops": 100.0, "num_params": 10.0})
+    assert objective.name == "budgeted_val_accuracy" and objective.direction == "max"
+    within = {"val_accuracy": 0.8, "flops": 100.0, "num_params": 5.0}
+    assert objective.has_value(within) and objective.get_value(within) == 0.8
+    # Above a limit no accuracy is needed; the largest excess sets the penalty.
+    over = {"flops": 150.0, "num_params": 30.0}
+    assert objective.has_value(over) and objective.get_value(over) == pytest.approx(-2.0)
+    assert objective.get_value({"flops": 120.0, "num_params": 1.0}) == pytest.approx(-0.2)
+    assert not objective.has_value({"val_accuracy": 0.8, "flops": 1.0})
+    with pytest.raises(ValueError, match="needs the cost metric 'num_params'"):
+        objective.get_value({"val_accuracy": 0.8, "flops": 1.0})
+    with pytest.raises(ValueError, match="needs the metric 'val_accuracy'"):
+        objective.get_value({"flops": 1.0, "num_params": 1.0})
+
+
+@pytest.mark.parametrize(
+    "execution, expected",
+    [
+        ("supernet", {"objective": "val_accuracy", "constraints": {"flops": 5e5}}),
+        ("trials", {"objective": objectives.BudgetedAccuracy({"flops": 5e5})}),
+    ],
+)
+def test_limits_reach_the_oracle(tmp_path, monkeypatch, execution, expected):
+    # A weight-sharing oracle gets them as its own constraints (it never proposes an
+    # architecture above them); any other oracle is scored by BudgetedAccuracy.
+    received = {}
+
+    class Recorded(Exception):
+        pass
+
+    class Oracle:
+        def __init__(self, **kwargs):
+            received.update(kwargs)
+            raise Recorded
+
+    Oracle.execution = execution
+    monkeypatch.setattr(pipeline.oracles, "get", lambda name: Oracle)
+    with pytest.raises(Recorded):
+        pipeline.run_search(output_dir=str(tmp_path), max_flops=5e5, verbose=0)
+    objective = received.pop("objective")
+    expected_objective = expected.pop("objective")
+    if isinstance(expected_objective, str):
+        assert objective == expected_objective
+    else:
+        assert (objective.name, objective.limits) == ("budgeted_val_accuracy", {"flops": 5e5})
+    assert {k: v for k, v in received.items() if k not in ("max_trials", "seed")} == expected
+
+
+def test_trial_records_follow_the_start_order_after_a_resume():
+    import types
+
+    import keras_tuner
+    from keras_tuner.engine import trial as trial_lib
+
+    trials = {
+        tid: trial_lib.Trial(keras_tuner.HyperParameters(), trial_id=tid) for tid in ("0", "2", "1")
+    }
+    oracle = types.SimpleNamespace(trials=trials, start_order=["0", "1", "2"])
+    records = pipeline.trial_records(types.SimpleNamespace(oracle=oracle))
+    assert [r["trial_id"] for r in records] == ["0", "1", "2"]

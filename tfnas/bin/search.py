@@ -3,9 +3,11 @@ r"""tfnas-search: architecture search on a ready space, exported to .keras and .
     tfnas-search --space=nasbench201 --oracle=random --dataset=digits \
         --max_trials=4 --epochs=4 --output_dir=runs/demo
 
-Writes best_model.keras, best_model.tflite, architecture.json and results.json to
---output_dir and prints the best architecture's accuracy, size and TFLite latency. Run it
-again with the same --output_dir to resume an interrupted search (--overwrite to restart).
+Writes best_model.keras, best_model.tflite, architecture.json, results.json and
+report.html (open it in a browser) to --output_dir, TensorBoard logs to
+--output_dir/tensorboard, and prints the best architecture's accuracy, size and TFLite
+latency. --max_flops / --max_params bound the found architecture's cost. Run it again with
+the same --output_dir to resume an interrupted search (--overwrite to restart).
 """
 
 from absl import app, flags, logging
@@ -48,6 +50,26 @@ _THEN_TRAIN_EPOCHS = flags.DEFINE_integer(
     "recipe, into <output_dir>/train (0: no retraining).",
     lower_bound=0,
     upper_bound=10_000,
+)
+_MAX_FLOPS = flags.DEFINE_float(
+    "max_flops",
+    None,
+    "Most multiply-adds of one forward pass the found architecture may have: a multi-trial "
+    "search rejects (untrained, with a penalized score) every architecture above it, a "
+    "weight-sharing one never proposes them. Unset: no limit.",
+    lower_bound=1,
+)
+_MAX_PARAMS = flags.DEFINE_float(
+    "max_params",
+    None,
+    "Most parameters the found architecture may have (enforced as --max_flops). Unset: no limit.",
+    lower_bound=1,
+)
+_TENSORBOARD = flags.DEFINE_boolean(
+    "tensorboard",
+    True,
+    "Write TensorBoard logs to <output_dir>/tensorboard: curves, and every trial's "
+    "hyperparameters and costs for the HParams dashboard.",
 )
 _VERBOSE = flags.DEFINE_integer(
     "verbose",
@@ -99,6 +121,9 @@ def main(argv):
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
         then_train_epochs=_THEN_TRAIN_EPOCHS.value,
+        max_flops=_MAX_FLOPS.value,
+        max_params=_MAX_PARAMS.value,
+        tensorboard=_TENSORBOARD.value,
     )
 
 

@@ -23,6 +23,8 @@ from tfnas.bin import search
         (["--dataset=imagenet"], "dataset"),
         (["--output_dir= "], "--output_dir must be a non-empty path"),
         (["--quantize=int4"], "quantize"),
+        (["--max_flops=0"], "max_flops"),
+        (["--max_params=-5"], "max_params"),
     ],
 )
 def test_flags_out_of_bounds(argv, message):
@@ -92,9 +94,22 @@ def test_main_passes_flags_to_run_search(monkeypatch):
         flags.FLAGS(["tfnas-search", "--max_trials=7", "--quantize=int8", "--output_dir=x"])
         search.main(["tfnas-search"])
         flags.FLAGS.unparse_flags()
+        flags.FLAGS(["tfnas-search", "--max_flops=7e5", "--max_params=3e4", "--notensorboard"])
+        search.main(["tfnas-search"])
+        flags.FLAGS.unparse_flags()
     assert calls[0]["max_trials"] == 7
     assert calls[0]["quantize"] == "int8"
     assert calls[0]["output_dir"] == "x"
+    assert (calls[0]["max_flops"], calls[0]["max_params"], calls[0]["tensorboard"]) == (
+        None,
+        None,
+        True,
+    )
+    assert (calls[1]["max_flops"], calls[1]["max_params"], calls[1]["tensorboard"]) == (
+        7e5,
+        3e4,
+        False,
+    )
 
 
 def _tfnas_search(output_dir, *argv):
@@ -118,6 +133,12 @@ def _tfnas_search(output_dir, *argv):
 
 def test_default_output_is_one_line_per_trial(tmp_path):
     output = _tfnas_search(tmp_path / "run")
+    # The outputs of a run, report.html and the TensorBoard logs included.
+    for name in ("best_model.tflite", "results.json", "report.html"):
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    assert re.search(rf"^report +{re.escape(str(tmp_path / 'run' / 'report.html'))}$", output, re.M)
+    trials = [name for name in os.listdir(tmp_path / "run" / "tensorboard") if name.isdigit()]
+    assert sorted(trials) == ["0", "1"]
     for noise in ("cuInit", "oneDNN custom operations", "cpu_feature_guard", "absl::InitializeLog"):
         assert noise not in output
     assert "━" not in output and "step -" not in output  # Keras's progress bars and lines.

@@ -3,6 +3,7 @@
 from tfnas.blocks import ops, shared
 from tfnas.blocks.cells import darts_cell, nasbench201_cell
 from tfnas.blocks.choices import attribute_choice, input_choice, layer_choice, repeat
+from tfnas.blocks.quantization import activation_bits_choice, bit_width_choice
 from tfnas.blocks.rules import MixingRule, PathDropout, SinglePath, UniformMixture, candidate_index
 from tfnas.blocks.supernet import (
     InputChoice,
@@ -21,7 +22,9 @@ __all__ = [
     "SinglePath",
     "SupernetHyperParameters",
     "UniformMixture",
+    "activation_bits_choice",
     "attribute_choice",
+    "bit_width_choice",
     "candidate_channels",
     "candidate_index",
     "darts_cell",

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import itertools
 import json
+import random
 import re
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -132,11 +133,22 @@ class _FixedChoice:
         return self.layer(inputs, *args, **kwargs)
 
     def _layers(self) -> dict[str, keras.layers.Layer]:
-        """The chosen layer and a new instance of every other candidate."""
-        return {
-            key: self.layer if key == self.value else _make_layer(self.name, key, factory)
-            for key, factory in self._candidates.items()
-        }
+        """The chosen layer and a new instance of every other candidate.
+
+        Python's `random` state is restored afterwards: Keras draws each new initializer's
+        default seed from it, and these extra candidates are made only when this process
+        has not checked the shapes yet, so without the restore a trial's initial weights
+        would depend on what the process built before (the first trial after a resume, or
+        of a KerasTuner worker, would differ from an uninterrupted search's).
+        """
+        state = random.getstate()
+        try:
+            return {
+                key: self.layer if key == self.value else _make_layer(self.name, key, factory)
+                for key, factory in self._candidates.items()
+            }
+        finally:
+            random.setstate(state)
 
 
 # The shape checks passed: (choice name, input shape, what the candidates are).

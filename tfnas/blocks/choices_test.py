@@ -331,3 +331,26 @@ def test_supernet_shape_mismatch_fails_at_build():
         ValueError, match="candidates of choice 'op' produce different output shapes"
     ):
         blocks.layer_choice(hp, "op", _candidates(filters=16))(keras.Input((8, 8, 4)))
+
+
+def test_a_build_with_the_shape_check_has_the_weights_of_one_without():
+    # The shape check builds the other candidates only once per process: a seeded build
+    # must get the same initial weights either way (else the first trial after a resume
+    # trains from other weights than in an uninterrupted search).
+    from tfnas.blocks import choices
+
+    def build():
+        keras.utils.set_random_seed(123)
+        hp = keras_tuner.HyperParameters()
+        hp.values["op"] = "conv3x3"
+        inputs = keras.Input((8, 8, 4))
+        candidates = {**_candidates(), "conv1x1": lambda: keras.layers.Conv2D(4, 1)}
+        x = blocks.layer_choice(hp, "op", candidates)(inputs)
+        x = keras.layers.Conv2D(2, 3)(x)
+        return [w.numpy() for w in keras.Model(inputs, x).weights]
+
+    choices._CHECKED_SHAPES.clear()
+    cold = build()  # Checks the shapes: makes the other candidates too.
+    warm = build()  # Checked: builds only the chosen candidate.
+    for a, b in zip(cold, warm, strict=True):
+        np.testing.assert_array_equal(a, b)

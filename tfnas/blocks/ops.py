@@ -108,15 +108,40 @@ def dil_conv(channels: int, kernel_size: int, strides: int, affine: bool = True)
 
 
 def darts_op(
-    name: str, input_shape, channels: int, strides: int, affine: bool = True
+    name: str,
+    input_shape,
+    channels: int,
+    strides: int,
+    affine: bool = True,
+    pool_batch_norm: bool | None = None,
 ) -> layers.Layer:
-    """A DARTS operation by name (see `DARTS_OPS`) on `channels` channels."""
+    """A DARTS operation by name (see `DARTS_OPS`) on `channels` channels.
+
+    Args:
+        name: the operation (one of `DARTS_OPS`).
+        input_shape: the input's shape without the batch axis (for `factorized_reduce`).
+        channels: the output channels.
+        strides: 1, or 2 in a reduction cell's edges from its inputs.
+        affine: learnable BN scale/offset (the DARTS search network uses False, the
+            evaluation network True).
+        pool_batch_norm: follow the pooling operations with `BatchNormalization` without
+            scale/offset, as the DARTS search code's `MixedOp` does (`if 'pool' in
+            primitive: op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))`, also in
+            PC-DARTS and P-DARTS), so that pooling outputs compete with the
+            batch-normalized convolutions on the same scale. None (the default): exactly
+            when `affine` is False, i.e. in the search network; the evaluation network has
+            plain pooling.
+    """
+    if pool_batch_norm is None:
+        pool_batch_norm = not affine
+    if name in ("max_pool_3x3", "avg_pool_3x3"):
+        pool_class = layers.MaxPooling2D if name == "max_pool_3x3" else layers.AveragePooling2D
+        pool = pool_class(3, strides, padding="same")
+        if not pool_batch_norm:
+            return pool
+        return keras.Sequential([pool, _bn(affine=False)])
     if name == "none":
         return zero(strides)
-    if name == "max_pool_3x3":
-        return layers.MaxPooling2D(3, strides, padding="same")
-    if name == "avg_pool_3x3":
-        return layers.AveragePooling2D(3, strides, padding="same")
     if name == "skip_connect":
         return (
             layers.Identity() if strides == 1 else factorized_reduce(input_shape, channels, affine)

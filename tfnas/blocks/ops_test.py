@@ -62,3 +62,25 @@ def test_unknown_operations():
         ops.mbconv(SHAPE, 4, expansion=0)
     with pytest.raises(ValueError, match="even channel count. Received: 5"):
         ops.factorized_reduce(SHAPE, 5)
+
+
+@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3"])
+def test_search_pooling_is_followed_by_batch_norm_without_scale_and_offset(name):
+    # DARTS model_search.py: `if 'pool' in primitive: op = nn.Sequential(op,
+    # nn.BatchNorm2d(C, affine=False))`; the evaluation network pools plainly.
+    import numpy as np
+
+    search = ops.darts_op(name, SHAPE, 4, 1, affine=False)
+    batch_norms = [
+        layer for layer in search.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(batch_norms) == 1 and not batch_norms[0].center and not batch_norms[0].scale
+    x = np.random.default_rng(0).normal(3.0, 2.0, (16, *SHAPE)).astype("float32")
+    y = keras.ops.convert_to_numpy(search(x, training=True))
+    np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1.0, atol=1e-2)
+    assert not search.trainable_weights  # no gamma/beta: nothing for the optimizer
+    evaluation = ops.darts_op(name, SHAPE, 4, 1, affine=True)
+    assert isinstance(evaluation, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D))
+    forced = ops.darts_op(name, SHAPE, 4, 1, affine=True, pool_batch_norm=True)
+    assert isinstance(forced.layers[-1], keras.layers.BatchNormalization)

@@ -206,6 +206,10 @@ class InputChoice(keras.layers.Layer):
     def decision_names(self) -> list[str]:
         return list(self.candidate_values[0])
 
+    def reduce_exported(self, tensors: list):
+        """Reduces symbolic tensors of an exported model (standard Keras layers)."""
+        return reduce_tensors(tensors, self.reduction)
+
     def reduce(self, tensors: list):
         """Reduces tensors inside a call (ops, not layers: this runs within the layer)."""
         if len(tensors) == 1:
@@ -218,6 +222,8 @@ class InputChoice(keras.layers.Layer):
         return total / float(len(tensors)) if self.reduction == "mean" else total
 
     def build(self, input_shape):
+        # Read by rules that add layers per input (SCARLET's projections of skipped blocks).
+        self.built_input_shape = [tuple(shape) for shape in input_shape]
         if self.reduction != "concat":
             _check_same_output_shapes(
                 self.choice_name, {str(i): shape for i, shape in enumerate(input_shape)}

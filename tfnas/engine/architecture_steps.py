@@ -10,10 +10,14 @@ covers it.
 
 - `FirstOrderStep`: one Adam step on the gradient of the supernet's loss on the next batch
   of a split with respect to the alphas: the validation split for the bilevel methods
-  (DARTS first order, P-DARTS, PC-DARTS, GDAS), the training split for SNAS's single loss.
-  Plug-ins: a `loss_term` added to that loss (SNAS's resource term, `ExpectedMacs`) and a
-  `resample` hook run before the alpha step and again before the weight step
-  (`GumbelSampling`: fresh Gumbel noise and the annealed temperature).
+  (DARTS first order, P-DARTS, PC-DARTS, GDAS). Plug-ins: a `loss_term` added to that
+  loss (`ExpectedMacs`, `ResourceScore`), a `resample` hook run before the alpha step and
+  again before the weight step (`GumbelSampling`: fresh Gumbel noise and the annealed
+  temperature), and `alphas_frozen(epoch)`: epochs in which the step leaves the alphas
+  alone (the alpha-frozen warm-up of P-DARTS and PC-DARTS), so only the weights train.
+- `SingleLossStep`: SNAS's single loss. The weight step itself also updates the alphas:
+  one forward pass with one Gumbel sample, one backward pass giving the gradients of the
+  weights (applied by the supernet's optimizer) and of the alphas (this step's Adam).
 - `SecondOrderStep`: DARTS's unrolled step with the finite-difference Hessian-vector
   product; the weights and batch-norm statistics are restored afterwards.
 
@@ -95,6 +99,65 @@ class GumbelSampling:
         rule.set_temperature(self.temperature(progress))
 
 
+class ResourceScore:
+    """SNAS's resource constraint as the paper defines it (Xie et al. 2019, sec. 2.4).
+
+    The cost of the sampled network is locally decomposable, `C(Z) = sum over choices of
+    C(Z_i)` with `C(Z_i) = sum_k Z_ik * MMACs_ik` (the relaxed sample Z times each
+    candidate's multiply-adds in millions), and is not differentiated through: its
+    gradient is the score-function one, `grad_alpha E[C(Z)] = E[C(Z) grad_alpha log
+    p_alpha(Z)]`, credited per choice. The term is `weight * sum_i log p_alpha(Z_i) *
+    stop_gradient(C(Z_i))`, p the Gumbel-softmax density at the drawn sample
+    (`GumbelMixture.sample_log_density`); all layers of one choice name share its sample,
+    so their costs add up under one log-density. Deviations: the cost is multiply-adds
+    only (SNAS combines parameter size, FLOPs and memory access cost), and Z is held fixed
+    in log p (the authors' code also lets the gradient pass through the sample's
+    reparameterization).
+
+    Args:
+        weight: lambda (> 0).
+    """
+
+    def __init__(self, weight: float):
+        self.weight = float(weight)
+        self.candidate_macs: list[tuple[str, np.ndarray]] = []
+        self._rule = None
+
+    def connect(self, supernet: keras.Model, rule) -> None:
+        self._rule = rule
+        self.candidate_macs = _candidate_macs(supernet)
+
+    def sampled_macs(self) -> dict[str, Any]:
+        """`{choice_name: C(Z_i)}`, the sample's multiply-adds in millions (tensors)."""
+        costs: dict[str, Any] = {}
+        for name, macs in self.candidate_macs:
+            sampled = keras.ops.sum(self._rule.relaxed_weights(name) * macs)
+            costs[name] = costs[name] + sampled if name in costs else sampled
+        return costs
+
+    def __call__(self):
+        total = 0.0
+        for name, sampled in self.sampled_macs().items():
+            density = self._rule.sample_log_density(name)
+            total = total + density * keras.ops.stop_gradient(sampled)
+        return self.weight * total
+
+
+def _candidate_macs(supernet: keras.Model) -> list[tuple[str, np.ndarray]]:
+    """`(choice_name, MMACs of each candidate)` of every layer choice of the supernet."""
+    return [
+        (
+            layer.choice_name,
+            np.asarray(
+                [cost.layer_macs(c, layer.built_input_shape) / 1e6 for c in layer.candidates],
+                dtype="float32",
+            ),
+        )
+        for layer in choice_layers(supernet)
+        if isinstance(layer, LayerChoice)
+    ]
+
+
 class ExpectedMacs:
     """SNAS's resource term: `weight * sum over layer choices of sum_k w_k * MMACs_k`.
 
@@ -112,17 +175,7 @@ class ExpectedMacs:
 
     def connect(self, supernet: keras.Model, rule) -> None:
         self._rule = rule
-        self.candidate_macs = [
-            (
-                layer.choice_name,
-                np.asarray(
-                    [cost.layer_macs(c, layer.built_input_shape) / 1e6 for c in layer.candidates],
-                    dtype="float32",
-                ),
-            )
-            for layer in choice_layers(supernet)
-            if isinstance(layer, LayerChoice)
-        ]
+        self.candidate_macs = _candidate_macs(supernet)
 
     def expected_macs(self):
         """The relaxed sample's multiply-adds in millions (a tensor)."""
@@ -162,6 +215,10 @@ class FirstOrderStep(ArchitectureStep):
             (e.g. `ExpectedMacs`).
         resample: optional `resample(rule, progress)`, run before the alpha step and
             before the weight step (e.g. `GumbelSampling`).
+        alphas_frozen: optional `alphas_frozen(epoch)`: True for the (0-based, global)
+            epochs whose steps leave the alphas unchanged (a warm-up that trains only the
+            weights, with the mixture of the current alphas); the step then takes no
+            batch and only sets the rule for the weight step.
         owner: the strategy's name, for error messages.
 
     Example:
@@ -184,9 +241,11 @@ class FirstOrderStep(ArchitectureStep):
         split: str = "validation",
         loss_term=None,
         resample: Callable[[Any, float], None] | None = None,
+        alphas_frozen: Callable[[int], bool] | None = None,
         owner: str = "DARTS",
     ):
         self.split = validation.check_one_of("split", split, SPLITS)
+        self.alphas_frozen = alphas_frozen
         self.learning_rate = float(learning_rate)
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
         self.weight_decay = float(weight_decay)
@@ -253,6 +312,8 @@ class FirstOrderStep(ArchitectureStep):
         self._rule.use_mixture()
         if self.resample is not None:
             self.resample(self._rule, progress)
+        if self.frozen():
+            return  # Warm-up: the weight step trains with the current alphas.
         batches = [tensor for split in self._splits() for tensor in self._next_batch(split)[:2]]
         loss, alphas_finite = (float(v) for v in self._checked_function()(*batches))
         if not np.isfinite(loss) or not alphas_finite:
@@ -265,6 +326,10 @@ class FirstOrderStep(ArchitectureStep):
             )
         if self.resample is not None:
             self.resample(self._rule, progress)
+
+    def frozen(self) -> bool:
+        """Whether the alphas stay unchanged in the current epoch (`alphas_frozen`)."""
+        return self.alphas_frozen is not None and bool(self.alphas_frozen(self._epoch))
 
     def _next_batch(self, split: str):
         if split not in self._iterators:
@@ -445,3 +510,96 @@ class SecondOrderStep(FirstOrderStep):
             return loss
 
         return arch_step
+
+
+class SingleLossStep(FirstOrderStep):
+    """SNAS's single loss: the weights and the alphas learn from one backward pass.
+
+    SNAS (Xie et al. 2019) minimizes one loss, the training loss of the sampled network,
+    over the weights and the alphas together: each training step draws one Gumbel sample,
+    runs one forward and one backward pass, and both optimizers step. `connect` installs
+    that step as the supernet's `train_step` (the trainer's `fit` then calls it on each of
+    its batches): the gradient of the compiled loss (plus `loss_term`, which only the
+    alphas see) w.r.t. the supernet's trainable weights and the alphas is taken in one
+    `tape.gradient`; the weights' part goes to the supernet's optimizer, the alphas' part
+    (plus the L2 decay) to this step's Adam. `step(...)` only draws the sample of the
+    coming training step (`resample`) and checks the alphas of the previous one.
+
+    The supernet must be compiled without a distribution strategy (the alphas live on one
+    device) and without loss scaling (the alpha gradient is taken unscaled).
+
+    Args:
+        **kwargs: the arguments of `FirstOrderStep` (`split` is "training"; no batches of
+            its own are drawn).
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("split", "training")
+        super().__init__(**kwargs)
+        self._alphas_finite = None
+
+    def _splits(self) -> tuple[str, ...]:
+        return ()
+
+    def connect(self, supernet, rule, validation_data, training_data=None) -> None:
+        """Binds the step and installs the combined weight-and-alpha `train_step`.
+
+        Raises:
+            ValueError: as `FirstOrderStep.connect`, and when the supernet was compiled
+                under a distribution strategy.
+        """
+        super().connect(supernet, rule, validation_data, training_data)
+        if getattr(supernet, "_distribute_strategy", None) is not None:
+            raise ValueError(
+                f"{self.owner}'s single-loss step updates the alphas inside the weight step, "
+                "on one device. Received: a supernet compiled under "
+                f"{type(supernet._distribute_strategy).__name__}; search without "
+                "distribution_strategy."
+            )
+        self._get_optimizer()
+        self._alphas_finite = keras.Variable(1.0, trainable=False, name="alphas_finite")
+        supernet.train_step = self._train_step
+        # A train function traced before would still run the plain weight step.
+        supernet.train_function = None
+
+    def _train_step(self, data):
+        import tensorflow as tf
+
+        supernet, alphas = self._supernet, self._rule.alpha_variables
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = supernet(x, training=True)
+            loss = supernet.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            total = loss if self.loss_term is None else loss + self.loss_term()
+        tracker = getattr(supernet, "_loss_tracker", None)
+        if tracker is not None:  # What Keras's train_step reports as "loss".
+            tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+        weights = list(supernet.trainable_weights)
+        gradients = tape.gradient(total, [w.value for w in weights] + [a.value for a in alphas])
+        supernet.optimizer.apply_gradients(zip(gradients[: len(weights)], weights))
+        self._apply_gradients(gradients[len(weights) :])
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(a.value)) for a in alphas])
+        self._alphas_finite.assign(tf.cast(finite, "float32"))
+        return supernet.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def step(self, step: int, progress: float) -> None:
+        """Draws the sample of the coming training step (weights and alphas share it).
+
+        Raises:
+            RuntimeError: before `connect`.
+            FloatingPointError: when the previous step left an alpha that is not finite.
+        """
+        if not self.connected:
+            raise RuntimeError(f"{self.owner}'s architecture step runs after connect(...).")
+        if float(self._alphas_finite.value) != 1.0:
+            raise FloatingPointError(
+                f"{self.owner}'s single-loss step before global step {step} (epoch "
+                f"{self._epoch + 1}) left alphas with NaN/inf: the search diverged. The "
+                "checkpoint of the last finished epoch is kept; lower arch_learning_rate or "
+                "the supernet's learning rate and resume or restart."
+            )
+        self._rule.use_mixture()
+        if self.resample is not None:
+            self.resample(self._rule, progress)

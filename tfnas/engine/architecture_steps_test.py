@@ -1,6 +1,7 @@
 """Architecture steps on their own: the alpha update, its state, batches, hooks, errors."""
 
 import json
+import math
 
 import keras
 import numpy as np
@@ -144,3 +145,141 @@ def test_connect_refuses_another_rule_missing_data_and_unknown_splits():
     with pytest.raises(ValueError, match="split must be one of.*split='test'"):
         architecture_steps.FirstOrderStep(split="test", **ADAM)
     assert not architecture_steps.FirstOrderStep(**ADAM).connected
+
+
+def test_frozen_epochs_leave_the_alphas_and_the_batches_alone():
+    calls = []
+    step, rule = _connected(
+        alphas_frozen=lambda epoch: epoch < 2,
+        resample=lambda r, progress: calls.append(progress),
+    )
+    before = rule.get_alphas()
+    for epoch in range(2):
+        step.begin_epoch(epoch)
+        step.step(epoch, 0.1)
+        assert step.frozen()
+    assert rule.get_alphas() == before
+    assert step.optimizer is None and not step._iterators  # no Adam step, no batch taken
+    assert calls == [0.1, 0.1]  # the weight step still gets its sample
+    step.begin_epoch(2)
+    step.step(2, 0.5)
+    assert not step.frozen() and rule.get_alphas() != before
+    assert int(step.optimizer.iterations.numpy()) == 1
+
+
+class _Counting(keras.layers.Layer):
+    """Multiplies by a trainable scalar and counts its (eager) forward passes."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, x):
+        self.calls += 1
+        return x * self.scale
+
+
+def test_single_loss_step_updates_weights_and_alphas_from_one_pass_and_one_sample():
+    from tfnas.blocks.rules import GumbelMixture
+
+    rule = GumbelMixture(temperature=0.7, seed=0)
+    model = _supernet(rule, second=lambda: _Counting())
+    model.compile(keras.optimizers.SGD(0.1), "mse", run_eagerly=True)
+    noise = {"op": [0.3, -0.2]}
+    step = architecture_steps.SingleLossStep(
+        **{**ADAM, "weight_decay": 0.01},
+        resample=lambda r, progress: r.set_noise(noise),
+        owner="SNAS",
+    )
+    data = _data(n=4, batch=4)
+    step.connect(model, rule, None, data)
+    x, y = next(iter(data))
+    other = [layer for layer in model._flatten_layers() if isinstance(layer, _Counting)][0]
+    rule.set_noise(noise)
+    # The expected update, by hand: one gradient of the same loss, same sample.
+    alpha, scale = rule.alpha_variables[0], other.scale
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+    g_alpha, g_scale = tape.gradient(loss, [alpha.value, scale.value])
+    adam = keras.optimizers.Adam(0.05, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+    expected_alpha = tf.Variable(alpha.value)
+    adam.apply_gradients([(g_alpha + 0.01 * alpha.value, expected_alpha)])
+    expected_scale = scale.numpy() - 0.1 * g_scale.numpy()
+    other.calls = 0
+    step.step(0, 0.0)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert other.calls == 1  # one forward pass for weights and alphas together
+    np.testing.assert_allclose(scale.numpy(), expected_scale, rtol=1e-5)
+    np.testing.assert_allclose(alpha.numpy(), expected_alpha.numpy(), rtol=1e-5)
+    assert logs["loss"] == pytest.approx(float(loss), rel=1e-5)
+    assert int(step.optimizer.iterations.numpy()) == 1
+
+
+def test_single_loss_step_reports_non_finite_alphas_at_the_next_step():
+    from tfnas.blocks.rules import GumbelMixture
+
+    rule = GumbelMixture(seed=0)
+    model = _supernet(rule)
+    step = architecture_steps.SingleLossStep(**ADAM, owner="SNAS")
+    step.connect(model, rule, None, _data())
+    step._alphas_finite.assign(0.0)
+    with pytest.raises(FloatingPointError, match="SNAS's single-loss step before global step 3"):
+        step.step(3, 0.0)
+
+
+def _concrete_log_density_numpy(alpha, z, tau):
+    n = len(alpha)
+    a = alpha - tau * np.log(z)
+    return (
+        math.lgamma(n) + (n - 1) * np.log(tau) + np.sum(alpha - (tau + 1) * np.log(z))
+        - n * (a.max() + np.log(np.exp(a - a.max()).sum()))
+    )  # fmt: skip
+
+
+def test_concrete_log_density_integrates_to_one():
+    from tfnas.blocks.rules.gumbel import concrete_log_density
+
+    # Two candidates: the density over z = Z_0 in (0, 1) must integrate to 1.
+    z = np.linspace(1e-6, 1 - 1e-6, 200001)
+    log_z = np.log(np.stack([z, 1 - z], axis=-1))
+    alpha = np.array([[0.3, -0.4]])
+    density = np.exp(keras.ops.convert_to_numpy(concrete_log_density(alpha, log_z, 1.5)))
+    assert np.trapezoid(density, z) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_resource_score_is_the_papers_score_function_term():
+    from tfnas.blocks.rules import GumbelMixture
+
+    rule = GumbelMixture(temperature=0.5, seed=0)
+    model = _supernet(rule, second=lambda: keras.layers.Dense(4, use_bias=False))
+    term = architecture_steps.ResourceScore(weight=100.0)
+    term.connect(model, rule)
+    macs = dict(term.candidate_macs)["op"]
+    np.testing.assert_allclose(macs, [0.0, 16e-6])  # identity; Dense 4x4
+    alpha, noise, tau = np.array([0.2, -0.1]), np.array([0.5, -0.3]), 0.5
+    rule.set_alphas({"op": alpha})
+    rule.set_noise({"op": noise})
+    rule.set_temperature(tau)
+    z = np.exp((alpha + noise) / tau) / np.exp((alpha + noise) / tau).sum()
+    cost = float(z @ macs)
+    assert float(term.sampled_macs()["op"]) == pytest.approx(cost, rel=1e-5)
+    variable = rule.alpha_variables[0]
+    with tf.GradientTape() as tape:
+        value = term()
+    gradient = tape.gradient(value, variable.value).numpy()
+    assert float(value) == pytest.approx(
+        100.0 * cost * _concrete_log_density_numpy(alpha, z, tau), rel=1e-4
+    )
+    # The gradient is lambda * C(Z) * d log p_alpha(Z) / d alpha with Z fixed (central
+    # differences of the density), not the gradient of C through the sample.
+    h = 1e-4
+    numeric = np.array([
+        (_concrete_log_density_numpy(alpha + h * e, z, tau)
+         - _concrete_log_density_numpy(alpha - h * e, z, tau)) / (2 * h)
+        for e in np.eye(2)
+    ])  # fmt: skip
+    np.testing.assert_allclose(gradient, 100.0 * cost * numeric, rtol=1e-3)

@@ -22,7 +22,7 @@ import numpy as np
 
 from tfnas import files
 from tfnas.blocks.rules import MixingRule, candidate_index
-from tfnas.blocks.supernet import InputChoice, LayerChoice, reduce_tensors
+from tfnas.blocks.supernet import InputChoice, LayerChoice
 from tfnas.engine.fit import build_for_fit
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
                 # The rule knows how its candidates are wired (e.g. PC-DARTS's partial
                 # channels); by default this is the candidate's exportable layer.
                 return layer.mixing_rule.export_layer_choice(layer, index, *args, **kwargs)
-            return reduce_tensors([args[0][i] for i in layer.subsets[index]], layer.reduction)
+            return layer.mixing_rule.export_input_choice(layer, index, args[0])
         return layer(*args, **kwargs)
 
     shared = keras.models.clone_model(
@@ -71,6 +71,103 @@ def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
     if compile_config:
         fixed.compile_from_config(compile_config)
     return fixed
+
+
+def _extend_optimizer(optimizer, marker: str, make_methods) -> None:
+    """Swaps `optimizer`'s class for a subclass with `make_methods(base)`'s methods.
+
+    Done before the optimizer is built. The subclass keeps the base's name and module, so
+    the optimizer serializes (e.g. in an exported model's compile config) as the base.
+    Each extension calls the class it extends explicitly (`base.method(self, ...)`), so
+    extensions stack.
+    """
+    base = type(optimizer)
+    if getattr(base, marker, False):
+        return
+    attributes = {marker: True, "__module__": base.__module__, "__qualname__": base.__qualname__}
+    optimizer.__class__ = type(base.__name__, (base,), {**attributes, **make_methods(base)})
+
+
+def sum_accumulated_gradients(optimizer: keras.optimizers.Optimizer) -> None:
+    """Makes an optimizer with `gradient_accumulation_steps=m` apply the sum of its m
+    micro-steps' gradients once, with its learning-rate schedule at the update count.
+
+    Keras averages the accumulated gradients and evaluates a `LearningRateSchedule` at
+    the micro-step count. FairNAS (Chu et al. 2019, Algorithm 1) sums the gradients of
+    the m paths of a batch into one update, and a schedule steps once per update. Each
+    micro-step's gradients are scaled by m (so Keras's mean is the sum) and the schedule
+    reads `optimizer.iterations`, the count of real updates. Clipping and weight decay
+    apply once, to the summed gradient, as for any single update.
+    """
+    steps = optimizer.gradient_accumulation_steps
+    if not steps or steps < 2:
+        raise ValueError(
+            "sum_accumulated_gradients needs an optimizer with gradient_accumulation_steps "
+            f">= 2. Received: gradient_accumulation_steps={steps!r}"
+        )
+
+    def make_methods(base):
+        from keras.optimizers.schedules import LearningRateSchedule
+
+        def apply(self, grads, trainable_variables=None):
+            grads = [g if g is None else g * steps for g in grads]
+            return base.apply(self, grads, trainable_variables)
+
+        def _get_current_learning_rate(self):
+            if isinstance(self._learning_rate, LearningRateSchedule):
+                return self._learning_rate(self.iterations)
+            return base._get_current_learning_rate(self)
+
+        return {"apply": apply, "_get_current_learning_rate": _get_current_learning_rate}
+
+    _extend_optimizer(optimizer, "_tfnas_summed", make_methods)
+
+
+def update_only_the_trained_path(optimizer: keras.optimizers.Optimizer) -> None:
+    """Makes the optimizer leave every variable whose gradient is zero everywhere in a
+    step (optimizer slots and weight decay included) as it is.
+
+    A single-path step differentiates through `switch`: every candidate that did not
+    run gets a zero gradient, and Adam's moments, SGD's momentum and weight decay would
+    still move it, so the weights of an operation drift while other paths train. The
+    reference implementations (PyTorch: SPOS, ENAS, GDAS) leave a parameter without a
+    gradient untouched; so does this. The test is on the gradient's value (a variable on
+    the path with an exactly zero gradient everywhere is skipped too), so it also covers
+    blocks past a chosen depth, whose output is unused. Sparse (`IndexedSlices`)
+    gradients are applied as they are.
+    """
+
+    def make_methods(base):
+        import tensorflow as tf
+
+        def _apply_weight_decay(self, variables):
+            pass  # In `update_step`, for the variables the step updates.
+
+        def update_step(self, gradient, variable, learning_rate):
+            def update():
+                if self.weight_decay is not None and self._use_weight_decay(variable):
+                    lr = tf.cast(learning_rate, variable.dtype)
+                    variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype) * lr)
+                base.update_step(self, gradient, variable, learning_rate)
+                return tf.constant(True)
+
+            if isinstance(gradient, tf.IndexedSlices):
+                update()
+                return
+            tf.cond(tf.reduce_any(tf.not_equal(gradient, 0)), update, lambda: tf.constant(False))
+
+        return {"_apply_weight_decay": _apply_weight_decay, "update_step": update_step}
+
+    _extend_optimizer(optimizer, "_tfnas_path_updates", make_methods)
+
+
+def batch_norm_layers(model: keras.Model) -> list:
+    """The built `BatchNormalization` layers of `model`, nested ones included."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.built
+    ]
 
 
 def recalibrate_batch_norm(model: keras.Model, batches, forward=None) -> None:
@@ -86,11 +183,7 @@ def recalibrate_batch_norm(model: keras.Model, batches, forward=None) -> None:
             `tf.function` of it (it runs with momentum 0, so it may be traced with it);
             default: an eager call.
     """
-    norms = [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.built
-    ]
+    norms = batch_norm_layers(model)
     if not norms:
         return
     forward = forward or (lambda batch: model(batch, training=True))
@@ -331,6 +424,7 @@ class SupernetTrainer:
         self._batch_size = 32
         self.fingerprint: str | None = None  # Of the supernet built last.
         self._forward = None  # (supernet, its traced training-mode forward pass)
+        self._reward = None  # (supernet, its traced training-mode reward step)
         # The strategy's architecture step (DARTS's alpha update, ...), or None.
         self.architecture_step = None
 
@@ -377,20 +471,23 @@ class SupernetTrainer:
             )
         self.oracle.frozen_values = frozen
         config = supernet.get_compile_config() or {}
-        if self.oracle.paths_per_step > 1 or config.get("steps_per_execution", 1) != 1:
+        paths = self.oracle.paths_per_step
+        if paths > 1 or config.get("steps_per_execution", 1) != 1:
             # One path setting per step needs one step per execution; several paths per
             # batch accumulate their gradients into one update.
             optimizer = dict(config["optimizer"])
             optimizer["config"] = {
                 **optimizer["config"],
-                "gradient_accumulation_steps": self.oracle.paths_per_step
-                if self.oracle.paths_per_step > 1
-                else None,
+                "gradient_accumulation_steps": paths if paths > 1 else None,
             }
             with maybe_distribute(self.distribution_strategy):
                 supernet.compile_from_config(
                     {**config, "optimizer": optimizer, "steps_per_execution": 1}
                 )
+            if paths > 1:
+                sum_accumulated_gradients(supernet.optimizer)
+        if rule.trains_one_path:
+            update_only_the_trained_path(supernet.optimizer)
         self.supernet, self.rule = supernet, rule
         return supernet
 
@@ -584,7 +681,11 @@ class SupernetTrainer:
     def _batch_reward(self) -> Callable[[dict], float]:
         """`evaluate(values)`: a reward, higher is better, on the next validation batch.
 
-        The reward is the objective's metric (negated when minimized) when the model logs
+        The supernet runs in training mode, as ENAS's reference computes the controller's
+        reward (`is_training=True` on the validation batch): batch norm normalizes with
+        the batch's own statistics, which fit the sampled path, instead of moving
+        statistics shared by every path. The moving statistics are left unchanged. The
+        reward is the objective's metric (negated when minimized) when the model logs
         it, else the negated loss.
         """
         iterator = None  # Made on first use: most strategies never call `evaluate`.
@@ -597,12 +698,46 @@ class SupernetTrainer:
                 iterator = iter(synchronous(self._validation_data.repeat()))
             self.rule.set_architecture(values)
             vx, vy = next(iterator)
-            results = self.supernet.test_on_batch(vx, vy, return_dict=True)
+            results = self._reward_step()(vx, vy)
             if metric in results:
                 return sign * float(results[metric])
             return -float(results["loss"])
 
         return evaluate
+
+    def _reward_step(self):
+        """`step(x, y)`: the supernet's loss and compiled metrics on one batch in training
+        mode, traced once per supernet with batch-norm momentum 1 (moving statistics
+        unchanged); the architecture is set through variables, so one trace serves all."""
+        import tensorflow as tf
+
+        supernet = self.supernet
+        if self._reward is not None and self._reward[0] is supernet:
+            return self._reward[1]
+
+        def step(x, y):
+            y_pred = supernet(x, training=True)
+            loss = supernet.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+            return {**supernet.compute_metrics(x, y, y_pred), "loss": loss}
+
+        traced = tf.function(step, reduce_retracing=True, autograph=False)
+        norms = batch_norm_layers(supernet)
+
+        def reward_step(x, y):
+            supernet.reset_metrics()
+            momenta = [layer.momentum for layer in norms]
+            try:
+                # Read when the step is traced (the first call): moving statistics
+                # become `1 * moving + 0 * batch`.
+                for layer in norms:
+                    layer.momentum = 1.0
+                return traced(x, y)
+            finally:
+                for layer, momentum in zip(norms, momenta):
+                    layer.momentum = momentum
+
+        self._reward = (supernet, reward_step)
+        return reward_step
 
     # --- Candidates ---------------------------------------------------------------------
 

@@ -252,7 +252,12 @@ def test_keras_tuner_hyperparameters_outside_tfnas_still_search(tmp_path):
 
 def test_resuming_a_finished_search_keeps_what_trials_taught_the_oracle(tmp_path):
     oracle = lambda: tfnas.oracles.SPOS(
-        max_trials=3, seed=4, population_size=2, sample_size=1, bn_recalibration_batches=0
+        max_trials=3,
+        seed=4,
+        search="aging",
+        population_size=2,
+        sample_size=1,
+        bn_recalibration_batches=0,
     )
     _search(_tuner(tmp_path, oracle()))
     reloaded = _tuner(tmp_path, oracle(), overwrite=False)
@@ -454,3 +459,100 @@ def test_a_save_killed_before_its_commit_keeps_the_previous_epoch_whole(tmp_path
     checkpoint.save(trainer.supernet, 2, "f", tuner.oracle.get_state())
     names = sorted(p.name for p in tmp_path.glob("ws/supernet/*.npz"))
     assert names == ["supernet-00002.npz"]
+
+
+def test_summed_accumulation_applies_the_sum_of_the_micro_steps_once():
+    # FairNAS: the m paths' gradients of one batch are summed into one update, and a
+    # learning-rate schedule steps once per update (Keras alone averages them and steps
+    # the schedule per micro-step).
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0, 1], [0.1, 0.05, 0.02])
+    model.compile(keras.optimizers.SGD(schedule, gradient_accumulation_steps=3), loss="mse")
+    engine.sum_accumulated_gradients(model.optimizer)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((6, 3), dtype="float32"), rng.random((6, 2), dtype="float32")
+    start = [w.numpy() for w in model.trainable_weights]
+    summed = [np.zeros_like(w) for w in start]
+    for batch in range(3):  # The micro-steps of the first update, all at `start`.
+        with tf.GradientTape() as tape:
+            loss = keras.losses.mean_squared_error(
+                y[2 * batch : 2 * batch + 2], model(x[2 * batch : 2 * batch + 2])
+            )
+            loss = tf.reduce_mean(loss)
+        for total, grad in zip(summed, tape.gradient(loss, model.trainable_weights)):
+            total += grad.numpy()
+    model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations) == 1
+    for w, w0, g in zip(model.trainable_weights, start, summed):
+        np.testing.assert_allclose(w.numpy(), w0 - 0.1 * g, rtol=1e-5, atol=1e-6)
+    # The schedule reads the update count: 0.05 for the second update, not the micro-step.
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+
+
+def test_summed_accumulation_needs_accumulation_steps():
+    with pytest.raises(ValueError, match="gradient_accumulation_steps >= 2. Received: "
+                                         "gradient_accumulation_steps=None"):  # fmt: skip
+        engine.sum_accumulated_gradients(keras.optimizers.SGD())
+
+
+def test_fairnas_supernet_sums_its_paths_gradients(tmp_path):
+    trainer = _tuner(tmp_path, tfnas.oracles.FairNAS(max_trials=1, seed=0)).supernet_trainer()
+    optimizer = trainer.build().optimizer
+    assert optimizer.gradient_accumulation_steps == trainer.oracle.paths_per_step > 1
+    assert type(optimizer)._tfnas_summed
+
+
+def test_the_batch_reward_uses_training_mode_batch_norm_and_keeps_moving_statistics(tmp_path):
+    # ENAS's reference computes the controller's reward with is_training=True.
+    trainer = _tuner(tmp_path, tfnas.oracles.ENAS(max_trials=1, seed=0)).supernet_trainer()
+    (x, y), validation = data(64)
+    trainer._set_data(x, y, validation, 16, 0.2)
+    trainer.oracle.frozen_values = {}
+    supernet = trainer._connect()
+    norms = engine.batch_norm_layers(supernet)
+    for layer in norms:  # Moving statistics far from any batch's.
+        layer.moving_mean.assign(layer.moving_mean + 5.0)
+    moving = [layer.moving_mean.numpy() for layer in norms]
+    values = {"op0": "conv3x3", "op1": "conv1x1", "depth": 1}
+    evaluate = trainer._batch_reward()
+    rewards = [evaluate(values), evaluate(values)]
+    for layer, before in zip(norms, moving):
+        np.testing.assert_array_equal(layer.moving_mean.numpy(), before)
+    assert all(layer.momentum == 0.99 for layer in norms)
+    trainer.rule.set_architecture(values)
+    vx, vy = validation[0][:16], validation[1][:16]
+    accuracy = lambda training: float(
+        np.mean(np.argmax(supernet(vx, training=training), -1) == vy)
+    )  # fmt: skip
+    assert rewards[0] == pytest.approx(accuracy(True))
+    assert accuracy(False) != accuracy(True)  # Inference mode would give another reward.
+
+
+def test_a_single_path_step_leaves_the_candidates_that_did_not_run_untouched(tmp_path):
+    # Adam's moments (and weight decay) would move an operation that did not run; the
+    # reference implementations leave a parameter without gradient as it is.
+    trainer = _tuner(tmp_path, tfnas.oracles.SPOS(max_trials=1, seed=0)).supernet_trainer()
+    supernet = trainer.build()
+    supernet.optimizer.weight_decay = 0.1
+    (x, y), _ = data(64)
+    op0 = next(layer for layer in engine.choice_layers(supernet) if layer.choice_name == "op0")
+    trainer.rule.set_architecture({"op0": "conv3x3", "op1": "conv3x3", "depth": 1})
+    supernet.fit(x, y, batch_size=32, epochs=1, verbose=0)  # Moments for conv3x3.
+    trainer.rule.set_architecture({"op0": "conv1x1", "op1": "conv3x3", "depth": 0})
+    # The block past depth 0 (the only convolution with a bias) runs, unused.
+    (deep,) = [
+        layer
+        for layer in supernet._flatten_layers()
+        if isinstance(layer, keras.layers.Conv2D) and layer.use_bias
+    ]
+    idle = [*op0.candidates[0].trainable_weights, *deep.trainable_weights]
+    ran = op0.candidates[1].trainable_weights  # conv1x1 of op0
+    before = {id(w): w.numpy() for w in [*idle, *ran]}
+    supernet.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    for w in idle:
+        np.testing.assert_array_equal(w.numpy(), before[id(w)])
+    assert all(not np.array_equal(w.numpy(), before[id(w)]) for w in ran)

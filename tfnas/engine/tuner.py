@@ -30,6 +30,7 @@ from keras_tuner.src.engine import tuner_utils
 from tfnas import validation
 from tfnas.cost import model_costs
 from tfnas.engine.fit import build_for_fit
+from tfnas.results import tensorboard as tensorboard_logging
 from tfnas.tuners import multi_trial
 
 # How an oracle's trials run, as it declares in its `execution` attribute: "trials" trains
@@ -55,6 +56,16 @@ def trial_seed(seed: int | None, trial_id: str) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def _gradient_registry() -> dict:
+    """TensorFlow's registry of gradient functions by op name (private; {} if it moved)."""
+    try:
+        from tensorflow.python.framework import ops
+
+        return ops._gradient_registry._registry
+    except (ImportError, AttributeError):
+        return {}
+
+
 def _fit_data(args, kwargs) -> tuple:
     """`(x, y)` of `fit(*args, **kwargs)`."""
     x = args[0] if args else kwargs.get("x")
@@ -62,19 +73,19 @@ def _fit_data(args, kwargs) -> tuple:
     return x, y
 
 
-def _check_fit_data(x, y, validation_data, finite: bool) -> None:
+def _check_fit_data(x, y, validation_data) -> None:
     """Fails before the first trial on numpy-style data that no trial could learn from.
 
     Datasets, generators and `PyDataset`s are left to `fit`.
 
     Args:
         x, y, validation_data: as passed to `fit`.
-        finite: also require finite floating-point values.
 
     Raises:
         ValueError: when `x` and `y` (or those of `validation_data`) hold different numbers
-            of samples, or, with `finite`, a floating-point input or target holds NaN or
-            infinite values.
+            of samples, or a floating-point input or target holds NaN or infinite values
+            (a weight-sharing search would diverge at its first step, after building and
+            tracing the supernet).
     """
     pairs = [("x", x, "y", y)]
     if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
@@ -96,7 +107,7 @@ def _check_fit_data(x, y, validation_data, finite: bool) -> None:
             )
         for name, leaves in arrays.items():
             for array in leaves:
-                if not finite or not np.issubdtype(array.dtype, np.inexact):
+                if not np.issubdtype(array.dtype, np.inexact):
                     continue
                 bad = array.size - int(np.count_nonzero(np.isfinite(array)))
                 if bad:
@@ -271,16 +282,15 @@ class Tuner(keras_tuner.Tuner):
 
         Raises:
             ValueError: before any work, when numpy inputs and targets disagree on their
-                number of samples, or hold NaN or infinite values where trials train (the
-                supernet trainer stops at the first non-finite loss instead, keeping its
-                last checkpoint), or the oracle rejects `epochs` (e.g. P-DARTS with fewer
-                epochs than stages); before training, when the objective is not logged.
+                number of samples, or hold NaN or infinite values, or the oracle rejects
+                `epochs` (e.g. P-DARTS with fewer epochs than stages); before training,
+                when the objective is not logged.
             RuntimeError: when no trial completed (quoting the last trial's error), or
                 after `max_consecutive_failed_trials` failures in a row (KerasTuner's).
         """
         x, y = _fit_data(fit_args, fit_kwargs)
         validation_data = fit_kwargs.get("validation_data")
-        _check_fit_data(x, y, validation_data, finite=not self._trains_supernet)
+        _check_fit_data(x, y, validation_data)
         if self._trains_supernet:
             self.oracle.check_epochs(fit_kwargs.get("epochs", 1))
             callbacks = [*(fit_kwargs.get("callbacks") or []), _CheckSupernetObjective(self.oracle)]
@@ -306,6 +316,25 @@ class Tuner(keras_tuner.Tuner):
             + (f" The last one, trial {last.trial_id}, failed with:\n{error}" if error else "")
         )
 
+    def on_trial_begin(self, trial):
+        self._gradients_before_trial = set(_gradient_registry())
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        before = getattr(self, "_gradients_before_trial", None)
+        if self._trains_supernet or before is None:
+            return  # The supernet's traced step serves every trial.
+        # TensorFlow registers each graph-mode trace of a `tf.custom_gradient` function
+        # (Keras's train step has one) in its global gradient registry and never removes
+        # it; the entry's closure keeps the trial's traced train step and its captured
+        # constants alive (memory grew by several MiB per trial). A finished trial's
+        # graphs never run or trace again, so the entries it added go.
+        registry = _gradient_registry()
+        for name in set(registry) - before:
+            if name.startswith("CustomGradient-"):
+                del registry[name]
+
     def run_trial(self, trial, *args, **kwargs):
         if not self._trains_supernet:
             # Weight initialization, dropout and the shuffle order of `fit` (tf.data
@@ -318,6 +347,10 @@ class Tuner(keras_tuner.Tuner):
         values = dict(trial.hyperparameters.values)
         metrics = self.supernet_trainer().evaluate(values)
         metrics.update(self.architecture_costs(values))
+        # Not trained in a fit: the whole TensorBoard HParams session, costs as columns.
+        tensorboard_logging.log_evaluated_trial(
+            kwargs.get("callbacks"), trial, metrics, self.oracle.objective
+        )
         return metrics
 
     def architecture_costs(self, values) -> dict[str, float]:
@@ -414,6 +447,10 @@ class Tuner(keras_tuner.Tuner):
         tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
         metrics = dict(tuner_utils.convert_to_metrics_dict(results, self.oracle.objective))
         metrics.update(costs)
+        # The costs as TensorBoard HParams columns (KerasTuner logs only the fit's scalars).
+        tensorboard_logging.log_trial_costs(
+            kwargs.get("callbacks"), trial, metrics, self.oracle.objective
+        )
         return metrics
 
     def load_model(self, trial):

@@ -164,8 +164,9 @@ def test_explores_conditional_choices_of_cell_spaces(tmp_path):
         directory=str(tmp_path),
     )
     names = {p.name for p in tuner.oracle.hyperparameters.space}
-    # 2 cells x (4 input choices + 14 edges).
-    assert len(names) == 36
+    # 2 cells x (4 input choices + 14 edges), and the cells' Fixed number of blocks.
+    assert len(names) == 37
+    assert "cells/num_blocks" in names
     assert "reduce/node3/edge4" in names
 
 
@@ -303,13 +304,15 @@ def test_mismatched_data_fails_before_the_first_trial(tmp_path, make_args, messa
     ],
     ids=["nan_x", "inf_validation_y"],
 )
-def test_non_finite_data_fails_before_the_first_trial(tmp_path, make_args, message):
-    # (A weight-sharing search stops at the supernet's first non-finite loss.)
+@pytest.mark.parametrize("oracle", [_random_search, tfnas.oracles.SPOS], ids=["random", "spos"])
+def test_non_finite_data_fails_before_the_first_trial(tmp_path, make_args, message, oracle):
     args, kwargs = make_args(*_data())
-    tuner = _tuner(tmp_path, _random_search())
+    tuner = _tuner(tmp_path, oracle(max_trials=2))
     with pytest.raises(ValueError, match=message):
         tuner.search(*args, **kwargs, epochs=1, verbose=0)
     assert not tuner.oracle.trials
+    # Before the supernet is built, for a weight-sharing search.
+    assert tuner._trainer is None or tuner._trainer.supernet is None
 
 
 def test_objective_no_trial_reports_stops_at_the_first_trial(tmp_path):
@@ -398,3 +401,22 @@ def test_corrupt_oracle_file_of_a_keras_tuner_oracle_is_named(tmp_path):
         r"to the tuner \(`--overwrite` to tfnas-search\)",
     ):
         _tuner(tmp_path, _random_search(max_trials=2), overwrite=False)
+
+
+def test_a_finished_trial_leaves_no_traced_graph_behind(tmp_path):
+    # TensorFlow's gradient registry would keep each trial's traced train step alive
+    # (memory growing by several MiB per trial).
+    import gc
+
+    from tensorflow.python.framework import func_graph
+
+    def graphs():
+        gc.collect()
+        return sum(isinstance(o, func_graph.FuncGraph) for o in gc.get_objects())
+
+    x, y = _data()
+    tuner = _tuner(tmp_path, _random_search(max_trials=3))
+    before = graphs()  # Other tests' graphs in this process.
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 3
+    assert graphs() - before <= 1  # Without the cleanup: one per trial.

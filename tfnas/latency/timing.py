@@ -1,18 +1,41 @@
-"""On-device-style latency measurement of TFLite models with the LiteRT interpreter."""
+"""On-device-style latency measurement of TFLite models with LiteRT.
+
+Two LiteRT runtimes time a model (`measure(..., runtime=)`):
+
+- `"interpreter"`: the classic `ai_edge_litert.interpreter.Interpreter`, `invoke()` timed.
+  XNNPACK is its default CPU delegate; `xnnpack=False` uses the builtin kernels
+  (`OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`).
+- `"compiled_model"`: LiteRT's `CompiledModel` API on the CPU accelerator, `run_by_name()`
+  timed with input and output `TensorBuffer`s created once, as LiteRT's own
+  `ai_edge_litert/tools/benchmark_litert_model.py` times it. XNNPACK is its default CPU kernel
+  mode; `xnnpack=False` uses `CpuKernelMode.BUILTIN`.
+
+The report names the runtime, threads, XNNPACK on/off and the model's precision.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
+import sys
+import tempfile
 import time
 from typing import Any
 
 import keras
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from tfnas import validation
 from tfnas.latency import tflite
+
+RUNTIMES = ("interpreter", "compiled_model")
+
+# What LiteRT's C++ code logs at every CompiledModel creation: accelerator and vendor plug-in
+# registration (INFO lines, their continuation lines, and missing-plug-in warnings).
+_LITERT_NOISE = ("INFO: ", "\u2514", "WARNING: [")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +62,10 @@ class LatencyReport:
         quantize: Quantization applied by `measure` when converting a Keras model, or `None`
             (also for a flatbuffer or `.tflite` file given as is).
         size_bytes: Size of the flatbuffer.
+        runtime: The LiteRT runtime that ran it, one of `RUNTIMES`.
+        xnnpack: Whether the XNNPACK CPU kernels were enabled.
+        precision: What the flatbuffer computes in, read from its tensors: "int8" when it
+            holds int8 tensors, else "float16" when it holds float16 weights, else "float32".
     """
 
     median_ms: float
@@ -51,6 +78,9 @@ class LatencyReport:
     num_threads: int
     quantize: str | None
     size_bytes: int
+    runtime: str = "interpreter"
+    xnnpack: bool = True
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the fields as a JSON-serializable dict."""
@@ -59,7 +89,10 @@ class LatencyReport:
     def __str__(self) -> str:
         rows = [
             ("quantize", str(self.quantize)),
+            ("runtime", self.runtime),
             ("num_threads", str(self.num_threads)),
+            ("xnnpack", "on" if self.xnnpack else "off"),
+            ("precision", self.precision),
             ("runs", str(self.runs)),
             ("median", f"{self.median_ms:.3f} ms"),
             ("p10", f"{self.p10_ms:.3f} ms"),
@@ -81,11 +114,14 @@ def measure(
     runs: int = 30,
     representative_data: Any = None,
     seed: int = 0,
+    runtime: str = "interpreter",
+    xnnpack: bool = True,
 ) -> LatencyReport:
-    """Measures single-example inference latency with the LiteRT interpreter.
+    """Measures single-example inference latency with a LiteRT runtime.
 
     The input is random (fixed `seed`) with the dtype and shape of each model input, set once;
-    only `Interpreter.invoke()` is timed. A dynamic batch dimension is run as 1.
+    only the run itself is timed (`Interpreter.invoke()` or `CompiledModel.run_by_name()`). A
+    dynamic batch dimension is run as 1.
 
     Example:
 
@@ -104,6 +140,10 @@ def measure(
         representative_data: int8 calibration data passed to `convert`; only for Keras models.
             With `None`, a random calibration set is used: fine for timing.
         seed: Seed of the random input (and of the random calibration set).
+        runtime: `"interpreter"` (the LiteRT `Interpreter`) or `"compiled_model"` (LiteRT's
+            `CompiledModel` API, CPU accelerator).
+        xnnpack: Use the XNNPACK CPU kernels (both runtimes' default); `False` runs the
+            builtin kernels.
 
     Returns:
         A `LatencyReport`.
@@ -115,6 +155,9 @@ def measure(
             arguments are given with an already converted model.
     """
     tflite.check_quantize(quantize)
+    validation.check_one_of("runtime", runtime, RUNTIMES)
+    if not isinstance(xnnpack, bool):
+        raise ValueError(f"xnnpack must be True or False. Received: xnnpack={xnnpack!r}")
     for name, value, low in (
         ("runs", runs, 1),
         ("warmup", warmup, 0),
@@ -149,7 +192,14 @@ def measure(
             f"bytes. Received: an object of type {type(model_or_tflite).__name__}."
         )
 
-    times_ms = _time_invokes(_interpreter(flatbuffer, num_threads, source), warmup, runs, seed)
+    interpreter = _interpreter(flatbuffer, num_threads, source, xnnpack)
+    precision = _precision(interpreter)
+    if runtime == "interpreter":
+        times_ms = _time_invokes(interpreter, warmup, runs, seed)
+    else:
+        _check_static_inputs(interpreter)
+        del interpreter
+        times_ms = _time_compiled_model(flatbuffer, num_threads, xnnpack, warmup, runs, seed)
     p10, median, p90 = np.percentile(times_ms, [10, 50, 90])
     return LatencyReport(
         median_ms=float(median),
@@ -162,6 +212,9 @@ def measure(
         num_threads=int(num_threads),
         quantize=quantize,
         size_bytes=len(flatbuffer),
+        runtime=runtime,
+        xnnpack=xnnpack,
+        precision=precision,
     )
 
 
@@ -178,7 +231,9 @@ def _check_no_conversion_args(quantize: str | None, representative_data: Any, wh
         )
 
 
-def _interpreter(flatbuffer: bytes, num_threads: int, source: str) -> Interpreter:
+def _interpreter(
+    flatbuffer: bytes, num_threads: int, source: str, xnnpack: bool = True
+) -> Interpreter:
     """A LiteRT interpreter of `flatbuffer` with its tensors allocated.
 
     Args:
@@ -186,6 +241,7 @@ def _interpreter(flatbuffer: bytes, num_threads: int, source: str) -> Interprete
         num_threads: interpreter threads.
         source: where the flatbuffer comes from, named in errors (e.g. "The .tflite file
             'm.tflite'").
+        xnnpack: apply the default XNNPACK delegate.
 
     Raises:
         ValueError: when `flatbuffer` is empty or not a TFLite model.
@@ -197,7 +253,14 @@ def _interpreter(flatbuffer: bytes, num_threads: int, source: str) -> Interprete
             "probably stopped early. Export the model again (tfnas.latency.save_tflite)."
         )
     try:
-        interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
+        resolver = (
+            OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        interpreter = Interpreter(
+            model_content=flatbuffer,
+            num_threads=num_threads,
+            experimental_op_resolver_type=resolver,
+        )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ValueError(
@@ -207,15 +270,30 @@ def _interpreter(flatbuffer: bytes, num_threads: int, source: str) -> Interprete
     return interpreter
 
 
-def _time_invokes(interpreter: Interpreter, warmup: int, runs: int, seed: int) -> np.ndarray:
-    """Returns the wall time in milliseconds of each of `runs` invokes after `warmup`."""
-    rng = np.random.default_rng(seed)
+def _precision(interpreter: Interpreter) -> str:
+    """ "int8", "float16" or "float32": what the model's tensors hold."""
+    dtypes = {np.dtype(detail["dtype"]) for detail in interpreter.get_tensor_details()}
+    if np.dtype(np.int8) in dtypes or np.dtype(np.uint8) in dtypes:
+        return "int8"
+    if np.dtype(np.float16) in dtypes:
+        return "float16"
+    return "float32"
+
+
+def _check_static_inputs(interpreter: Interpreter) -> None:
     for detail in interpreter.get_input_details():
         if any(d < 0 for d in detail["shape_signature"][1:]):
             raise ValueError(
                 "Only the batch dimension may be dynamic for timing. Received: input "
                 f"{detail['name']!r} with shape {detail['shape_signature'].tolist()}."
             )
+
+
+def _time_invokes(interpreter: Interpreter, warmup: int, runs: int, seed: int) -> np.ndarray:
+    """Returns the wall time in milliseconds of each of `runs` invokes after `warmup`."""
+    rng = np.random.default_rng(seed)
+    _check_static_inputs(interpreter)
+    for detail in interpreter.get_input_details():
         interpreter.set_tensor(
             detail["index"], _random_input(rng, detail["shape"], detail["dtype"])
         )
@@ -227,6 +305,100 @@ def _time_invokes(interpreter: Interpreter, warmup: int, runs: int, seed: int) -
         start = time.perf_counter()
         interpreter.invoke()
         times[i] = time.perf_counter() - start
+    return times * 1e3
+
+
+@contextlib.contextmanager
+def _quiet_litert_logs():
+    """Drops the INFO lines LiteRT's C++ code writes to stderr for every compiled model.
+
+    They cannot be turned off through the Python API. Other lines are written back, and
+    everything is when the block raises.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            if not failed:
+                lines = [line for line in lines if not line.startswith(_LITERT_NOISE)]
+            sys.stderr.write("".join(lines))
+            sys.stderr.flush()
+
+
+@functools.cache
+def _litert_environment():
+    """One LiteRT `Environment` per process: creating one loads the accelerator plug-ins."""
+    import ai_edge_litert
+    from ai_edge_litert.environment import Environment, EnvironmentOptions
+
+    runtime_path = os.path.dirname(os.path.abspath(ai_edge_litert.__file__))
+    with _quiet_litert_logs():
+        return Environment.create(options=EnvironmentOptions(runtime_path=runtime_path))
+
+
+def _time_compiled_model(
+    flatbuffer: bytes, num_threads: int, xnnpack: bool, warmup: int, runs: int, seed: int
+) -> np.ndarray:
+    """The wall time in milliseconds of each of `runs` `CompiledModel` runs after `warmup`.
+
+    The model runs on the CPU accelerator, its first signature, with input and output
+    buffers created once (as `benchmark_litert_model.py` does).
+    """
+    with _quiet_litert_logs():
+        return _run_compiled_model(flatbuffer, num_threads, xnnpack, warmup, runs, seed)
+
+
+def _run_compiled_model(
+    flatbuffer: bytes, num_threads: int, xnnpack: bool, warmup: int, runs: int, seed: int
+) -> np.ndarray:
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.cpu_kernel_mode import CpuKernelMode
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import CpuOptions, Options
+
+    options = Options(
+        hardware_accelerators=HardwareAccelerator.CPU,
+        cpu_options=CpuOptions(
+            num_threads=num_threads,
+            kernel_mode=None if xnnpack else CpuKernelMode.BUILTIN,
+        ),
+    )
+    environment = _litert_environment()
+    model = CompiledModel.from_buffer(flatbuffer, environment=environment, options=options)
+    try:
+        signatures = model.get_signature_list()
+        key = next(iter(signatures)) if signatures else "serving_default"
+        rng = np.random.default_rng(seed)
+        inputs = {}
+        for name, detail in model.get_input_tensor_details(key).items():
+            buffer = model.create_input_buffer_by_name(key, name)
+            buffer.write(_random_input(rng, np.array(detail["shape"]), np.dtype(detail["dtype"])))
+            inputs[name] = buffer
+        outputs = {
+            name: model.create_output_buffer_by_name(key, name)
+            for name in model.get_output_tensor_details(key)
+        }
+        for _ in range(warmup):
+            model.run_by_name(key, inputs, outputs)
+        times = np.empty(runs)
+        for i in range(runs):
+            start = time.perf_counter()
+            model.run_by_name(key, inputs, outputs)
+            times[i] = time.perf_counter() - start
+    finally:
+        inputs = outputs = None
+        model.close()
     return times * 1e3
 
 

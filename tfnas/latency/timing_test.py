@@ -54,6 +54,36 @@ def test_measure_int8_io_model_gets_int8_inputs(tmp_path):
     _check_sane(measure(flatbuffer, warmup=0, runs=2), runs=2)
 
 
+@pytest.mark.parametrize("runtime", ["interpreter", "compiled_model"])
+@pytest.mark.parametrize("xnnpack", [True, False])
+def test_measure_runtimes_and_xnnpack(flatbuffer, runtime, xnnpack):
+    report = measure(flatbuffer, warmup=1, runs=4, runtime=runtime, xnnpack=xnnpack)
+    _check_sane(report, runs=4)
+    assert (report.runtime, report.xnnpack, report.precision) == (runtime, xnnpack, "float32")
+    lines = str(report).splitlines()
+    assert f"runtime      {runtime}" in lines
+    assert f"xnnpack      {'on' if xnnpack else 'off'}" in lines
+    assert "precision    float32" in lines
+
+
+@pytest.mark.parametrize("quantize", ["float16", "int8"])
+def test_precision_is_read_from_the_flatbuffer(quantize):
+    flatbuffer = convert(_tiny_model(), quantize)
+    for runtime in ("interpreter", "compiled_model"):
+        assert measure(flatbuffer, runs=1, warmup=0, runtime=runtime).precision == quantize
+
+
+def test_compiled_model_rejects_what_the_interpreter_rejects(tmp_path):
+    path = tmp_path / "empty.tflite"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"is empty \(0 bytes\)"):
+        measure(path, runtime="compiled_model")
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    with pytest.raises(ValueError, match=r"Only the batch dimension may be dynamic"):
+        measure(model, runs=1, runtime="compiled_model")
+
+
 def test_report_dict_and_table():
     report = LatencyReport(
         median_ms=1.5,
@@ -92,6 +122,8 @@ def test_random_input_dtypes():
         ({"num_threads": 0}, r"num_threads must be >= 1\. Received: num_threads=0"),
         ({"runs": 2.5}, r"Received: runs=2\.5"),
         ({"quantize": "int4"}, r"Unknown quantize: 'int4'\. Received: quantize='int4'"),
+        ({"runtime": "tflite"}, r"runtime must be one of .*Received: runtime='tflite'"),
+        ({"xnnpack": 1}, r"xnnpack must be True or False\. Received: xnnpack=1"),
     ],
 )
 def test_invalid_arguments(flatbuffer, kwargs, message):

@@ -1,5 +1,7 @@
 """Objectives that trade accuracy against the costs `tfnas.Tuner` records.
 
+`BudgetedAccuracy` is an accuracy under hard cost limits (`tfnas-search --max_flops`).
+
 `MnasNetReward` is the multi-objective reward of MnasNet (Tan et al. 2018,
 arXiv 1807.11626), `ACC(m) * (LAT(m) / T) ** w`, as a `keras_tuner.Objective`: pass it as the
 `objective=` of any KerasTuner or tfnas oracle.
@@ -229,3 +231,52 @@ class MnasNetReward(keras_tuner.Objective):
         )
 
     __repr__ = __str__
+
+
+class BudgetedAccuracy(keras_tuner.Objective):
+    """An accuracy under cost limits, maximized: the accuracy of an architecture within
+    every limit, and `1 - max(cost / limit)` (negative) for one above a limit.
+
+    So every architecture within the limits beats every one above them, and of two above,
+    the one nearer to the limits scores higher. Computed from a trial's metrics (the
+    costs are in every epoch's logs, see `tfnas.results.objectives`); an architecture above
+    a limit needs no accuracy.
+
+    Args:
+        limits: `{cost metric: maximum}`, e.g. `{"flops": 7e5}`.
+        accuracy: the accuracy metric.
+    """
+
+    def __init__(self, limits: dict[str, float], accuracy: str = "val_accuracy"):
+        super().__init__(name=f"budgeted_{accuracy}", direction="max")
+        self.limits = {name: float(limit) for name, limit in limits.items()}
+        self.accuracy = accuracy
+
+    def excess(self, metrics) -> float:
+        """The largest `cost / limit` of `metrics` (above 1: over a limit)."""
+        return max(float(metrics[name]) / limit for name, limit in self.limits.items())
+
+    def has_value(self, logs) -> bool:
+        if logs is None or any(name not in logs for name in self.limits):
+            return False
+        return self.accuracy in logs or self.excess(logs) > 1
+
+    def get_value(self, logs) -> float:
+        missing = [name for name in self.limits if name not in logs]
+        if missing:
+            raise keras_tuner.errors.FatalValueError(
+                f"{self.name} needs the cost metric {missing[0]!r}, which the trial did not "
+                f"report: search with tfnas.Tuner, which records it. Reported: {sorted(logs)}"
+            )
+        excess = self.excess(logs)
+        if excess > 1:
+            return 1.0 - excess
+        if self.accuracy not in logs:
+            raise keras_tuner.errors.FatalValueError(
+                f"{self.name} needs the metric {self.accuracy!r} of an architecture within "
+                f"the limits {self.limits}. Reported: {sorted(logs)}"
+            )
+        return float(logs[self.accuracy])
+
+    def get_config(self):
+        return {"limits": self.limits, "accuracy": self.accuracy}

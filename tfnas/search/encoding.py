@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -196,29 +196,50 @@ class SpaceEncoding:
         """Number of hyperparameters in the space, `Fixed` ones included."""
         return len(self._walk)
 
-    def assemble(self, pick: Callable[[Decision, Values], Any]) -> Values:
+    def fixed_hyperparameters(self) -> dict[str, hp_module.HyperParameter]:
+        """Returns the `Fixed` hyperparameters of the space, by name, in space order."""
+        return {hp.name: hp for hp, decision in self._walk if decision is None}
+
+    def assemble(
+        self,
+        pick: Callable[[Decision, Values], Any],
+        fixed: Mapping[str, Any] | None = None,
+    ) -> Values:
         """Builds an architecture decision by decision, in space order.
 
         Args:
             pick: Called as `pick(decision, values_so_far)` for each decision active under the
                 values picked so far (parents always come before their children); returns
                 the decision's value.
+            fixed: Values that replace those of `Fixed` hyperparameters (by name), for a
+                hypermodel that reads a `Fixed` value the search sets (e.g. the number of
+                blocks of a cell that `tfnas.search.pnas` grows). Default: their own values.
 
         Returns:
             The dict of active values, `Fixed` values included.
         """
+        fixed = fixed or {}
         values: Values = {}
         for hp, decision in self._walk:
             if hp.name in values or not _is_active(hp, values):
                 continue
-            values[hp.name] = hp.value if decision is None else pick(decision, values)
+            if decision is None:
+                values[hp.name] = fixed.get(hp.name, hp.value)
+            else:
+                values[hp.name] = pick(decision, values)
         return values
 
-    def complete(self, values: Values, rng: np.random.Generator | None = None) -> Values:
+    def complete(
+        self,
+        values: Values,
+        rng: np.random.Generator | None = None,
+        fixed: Mapping[str, Any] | None = None,
+    ) -> Values:
         """Returns `values` made a valid architecture of this space.
 
         Values of inactive hyperparameters are dropped. An active decision whose value is
         missing or illegal gets a random candidate when `rng` is given, else its default.
+        `Fixed` hyperparameters take their value, or the one in `fixed` (see `assemble`).
         """
 
         def pick(decision: Decision, _: Values) -> Any:
@@ -229,7 +250,7 @@ class SpaceEncoding:
                 return decision.hp.default
             return decision.candidates[int(rng.integers(decision.size))]
 
-        return self.assemble(pick)
+        return self.assemble(pick, fixed)
 
     def sample(self, rng: np.random.Generator) -> Values:
         """Returns an architecture with every active decision uniformly random."""
@@ -291,15 +312,20 @@ class SpaceEncoding:
         return math.prod(d.size for d in decisions)
 
     def architectures(
-        self, base: Values | None = None, decisions: Sequence[Decision] | None = None
+        self,
+        base: Values | None = None,
+        decisions: Sequence[Decision] | None = None,
+        fixed: Mapping[str, Any] | None = None,
     ) -> Iterator[Values]:
         """Yields every architecture that varies `decisions` (default: all) around `base`.
 
         Decisions not varied keep their value in `base` (or their default). Only active
         decisions are varied, so conditional spaces are enumerated without phantoms. The
-        order is deterministic (depth first, candidates in order).
+        order is deterministic (depth first, candidates in order). `Fixed` hyperparameters
+        take their value, or the one in `fixed` (see `assemble`).
         """
         base = base or {}
+        fixed = fixed or {}
         varied = {d.index for d in (self.decisions if decisions is None else decisions)}
 
         def walk(position: int, values: Values) -> Iterator[Values]:
@@ -309,7 +335,7 @@ class SpaceEncoding:
                 if hp.name in values or not _is_active(hp, values):
                     continue
                 if decision is None:
-                    values = {**values, hp.name: hp.value}
+                    values = {**values, hp.name: fixed.get(hp.name, hp.value)}
                 elif decision.index in varied:
                     for candidate in decision.candidates:
                         yield from walk(position, {**values, hp.name: candidate})

@@ -197,3 +197,113 @@ def minimize(
         loss, grads = loss_and_grads(params)
         optimizer.step(packed, {"all": np.concatenate([grads[name].ravel() for name in names])})
     return loss
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def lstm_init(rng: np.random.Generator, input_size: int, hidden_size: int, prefix: str) -> Params:
+    """Returns the parameters of one LSTM layer: `{prefix}w` `(input + hidden, 4 * hidden)`
+    (gates i, f, o, g) and `{prefix}b` (the forget gate's bias starts at 1)."""
+    bias = np.zeros(4 * hidden_size)
+    bias[hidden_size : 2 * hidden_size] = 1.0
+    return {
+        f"{prefix}w": glorot(rng, input_size + hidden_size, 4 * hidden_size),
+        f"{prefix}b": bias,
+    }
+
+
+def lstm_forward(
+    params: Params, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, prefix: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """Runs an LSTM layer over a batch of sequences.
+
+    Args:
+        params: From `lstm_init`.
+        xs: Inputs `(n, steps, input_size)`.
+        h0: Initial hidden state `(n, hidden_size)`.
+        c0: Initial cell state `(n, hidden_size)`.
+        prefix: The prefix given to `lstm_init`.
+
+    Returns:
+        `(hs, h, c, cache)`: the hidden states `(n, steps, hidden_size)`, the last hidden
+        and cell states, and what `lstm_backward` needs.
+    """
+    w, b = params[f"{prefix}w"], params[f"{prefix}b"]
+    size = b.size // 4
+    h, c = h0, c0
+    hs, cache = [], []
+    for t in range(xs.shape[1]):
+        xh = np.concatenate([xs[:, t], h], axis=1)
+        z = xh @ w + b
+        i, f, o = (_sigmoid(z[:, k * size : (k + 1) * size]) for k in range(3))
+        g = np.tanh(z[:, 3 * size :])
+        c_prev = c
+        c = f * c_prev + i * g
+        tanh_c = np.tanh(c)
+        h = o * tanh_c
+        hs.append(h)
+        cache.append((xh, i, f, o, g, c_prev, tanh_c))
+    hs_array = np.stack(hs, axis=1) if hs else np.zeros((len(xs), 0, size))
+    return hs_array, h, c, cache
+
+
+def lstm_backward(
+    params: Params,
+    cache: list[tuple[np.ndarray, ...]],
+    grad_hs: np.ndarray,
+    prefix: str,
+    grad_h: np.ndarray | None = None,
+    grad_c: np.ndarray | None = None,
+) -> tuple[Params, np.ndarray, np.ndarray, np.ndarray]:
+    """Backpropagates through `lstm_forward` (backpropagation through time).
+
+    Args:
+        params: From `lstm_init`.
+        cache: From `lstm_forward`.
+        grad_hs: d loss / d hs, `(n, steps, hidden_size)`.
+        prefix: The prefix given to `lstm_init`.
+        grad_h: d loss / d (last hidden state), if the loss reads it.
+        grad_c: d loss / d (last cell state), if the loss reads it.
+
+    Returns:
+        `(grads, grad_xs, grad_h0, grad_c0)`.
+    """
+    w = params[f"{prefix}w"]
+    size = w.shape[1] // 4
+    n = grad_hs.shape[0]
+    dh_next = np.zeros((n, size)) if grad_h is None else grad_h
+    dc_next = np.zeros((n, size)) if grad_c is None else grad_c
+    dw, db = np.zeros_like(w), np.zeros(4 * size)
+    grad_xs = np.zeros((n, len(cache), w.shape[0] - size))
+    for t in reversed(range(len(cache))):
+        xh, i, f, o, g, c_prev, tanh_c = cache[t]
+        dh = grad_hs[:, t] + dh_next
+        dc = dc_next + dh * o * (1.0 - tanh_c**2)
+        dz = np.concatenate(
+            [
+                dc * g * i * (1.0 - i),
+                dc * c_prev * f * (1.0 - f),
+                dh * tanh_c * o * (1.0 - o),
+                dc * i * (1.0 - g**2),
+            ],
+            axis=1,
+        )
+        dw += xh.T @ dz
+        db += dz.sum(axis=0)
+        dxh = dz @ w.T
+        grad_xs[:, t] = dxh[:, : w.shape[0] - size]
+        dh_next, dc_next = dxh[:, w.shape[0] - size :], dc * f
+    return {f"{prefix}w": dw, f"{prefix}b": db}, grad_xs, dh_next, dc_next
+
+
+def l2_normalize(x: np.ndarray, epsilon: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Returns `(x / ||x||, ||x||)` along the last axis (the norm kept for the backward)."""
+    norm = np.sqrt((x**2).sum(axis=-1, keepdims=True)) + epsilon
+    return x / norm, norm
+
+
+def l2_normalize_backward(y: np.ndarray, norm: np.ndarray, grad_y: np.ndarray) -> np.ndarray:
+    """d loss / d x for `y, norm = l2_normalize(x)`, given d loss / d y."""
+    return (grad_y - y * (y * grad_y).sum(axis=-1, keepdims=True)) / norm

@@ -78,3 +78,51 @@ def test_minimize_packs_parameters_and_fits_a_regression():
     assert json.loads(json.dumps(numpy_nn.params_to_json(params)))["b0"][0] == pytest.approx(
         0.2, abs=1e-2
     )
+
+
+def _numeric_grad(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        old = x[index]
+        x[index] = old + eps
+        up = f()
+        x[index] = old - eps
+        down = f()
+        x[index] = old
+        grad[index] = (up - down) / (2 * eps)
+    return grad
+
+
+def test_lstm_backward_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    params = numpy_nn.lstm_init(rng, 2, 3, "l/")
+    xs, h0, c0 = rng.normal(size=(2, 4, 2)), rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    weights = rng.normal(size=(2, 4, 3))  # loss = sum(weights * hs) + sum(h) + 2 sum(c)
+
+    def loss():
+        hs, h, c, _ = numpy_nn.lstm_forward(params, xs, h0, c0, "l/")
+        return float((weights * hs).sum() + h.sum() + 2 * c.sum())
+
+    _, _, _, cache = numpy_nn.lstm_forward(params, xs, h0, c0, "l/")
+    grads, grad_xs, grad_h0, grad_c0 = numpy_nn.lstm_backward(
+        params, cache, weights, "l/", grad_h=np.ones((2, 3)), grad_c=2 * np.ones((2, 3))
+    )
+    assert params["l/b"][3:6].tolist() == [1.0, 1.0, 1.0]  # Forget gate starts open.
+    for name in params:
+        np.testing.assert_allclose(grads[name], _numeric_grad(loss, params[name]), atol=1e-6)
+    np.testing.assert_allclose(grad_xs, _numeric_grad(loss, xs), atol=1e-6)
+    np.testing.assert_allclose(grad_h0, _numeric_grad(loss, h0), atol=1e-6)
+    np.testing.assert_allclose(grad_c0, _numeric_grad(loss, c0), atol=1e-6)
+
+
+def test_l2_normalize_backward_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    x, weights = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    y, norm = numpy_nn.l2_normalize(x)
+    np.testing.assert_allclose(np.linalg.norm(y, axis=-1), 1.0)
+    grad = numpy_nn.l2_normalize_backward(y, norm, weights)
+
+    def loss():
+        return float((weights * numpy_nn.l2_normalize(x)[0]).sum())
+
+    np.testing.assert_allclose(grad, _numeric_grad(loss, x), atol=1e-6)

@@ -3,15 +3,30 @@
 An LSTM emits the decisions of the search space one after another; the embedding of each
 chosen candidate is the next step's input, so later decisions condition on earlier ones. Only
 the decisions active under the choices made so far are emitted, so conditional spaces are
-sampled without phantom decisions. After each trial the controller takes one policy-gradient
-step on
+sampled without phantom decisions. Every `batch_size` (the paper's m) rewarded samples the
+controller takes one policy-gradient step on
 
-    loss = -(reward - baseline) * sum_t log p(a_t) - entropy_weight * sum_t H(p_t)
+    loss = -1/m sum_k [(R_k - b) * sum_t log p(a_kt) + entropy_weight * sum_t H(p_kt)]
 
-where the baseline is an exponential moving average of past rewards. The controller is a
-numpy LSTM with a hand-written backward pass; its weights, optimizer moments, baseline and
-random state are JSON in the oracle state. Each decision owns an embedding table and a softmax
-head, created on first use, so decisions that the space gains while searching are picked up.
+where the baseline b is an exponential moving average of past rewards (the paper's
+baseline), taken before the batch. The controller is a numpy LSTM with a hand-written
+backward pass; its weights, optimizer moments, baseline, pending batch and random state are
+JSON in the oracle state. Each decision owns an embedding table and a softmax head, created
+on first use, so decisions that the space gains while searching are picked up.
+
+REINFORCE is on-policy: its gradient estimate is unbiased only for architectures drawn from
+the current policy. A multi-trial search deduplicates, and once the policy concentrates its
+samples are mostly architectures already evaluated; falling back to uniform random samples
+and learning from them (without importance weights) then pulls the policy toward whatever
+was sampled at random. With `reuse_seen=True` (what the `Reinforce` oracle uses) the
+controller instead keeps the reward of every architecture it was told about: a sample that
+was already evaluated is answered from that record and counts as a sample of the current
+batch (the policy keeps learning on-policy without spending a query), and it samples again
+until it draws an architecture not yet evaluated, which it proposes. Architectures that the
+controller did not propose (the caller's random fallback after `max_resamples`, or trials
+of another source) are recorded (so that later samples of them are free) but not learned
+from. With `reuse_seen=False` (ENAS, which samples from the controller itself) every
+observation is learned from, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +47,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Controller(base.SearchAlgorithm):
     """The NAS-RL controller and its REINFORCE updates, without Keras.
 
+    The defaults keep one update per observation (what ENAS, which drives the controller
+    itself, expects); the `Reinforce` oracle passes NAS-RL's batched, deduplication-aware
+    settings (`batch_size`, `reuse_seen`).
+
     Args:
         hidden_size: Units of the LSTM cell (also the size of the decision embeddings).
         learning_rate: Step size of the controller optimizer.
@@ -42,6 +61,25 @@ class Controller(base.SearchAlgorithm):
         init_range: Weights start uniform in `[-init_range, init_range]`; the softmax heads
             start at zero so that the initial policy is uniform.
         seed: Random seed.
+        batch_size: Rewarded samples per policy-gradient step (the paper's m); their
+            gradients are averaged.
+        reuse_seen: Answer samples of already evaluated architectures from the record of
+            rewards and learn only from the controller's own samples (see the module
+            docstring). False: `propose` returns the policy's sample as is and `observe`
+            learns from every architecture.
+        max_resamples: With `reuse_seen`, the samples `propose` draws before giving up
+            (returning None, so that the caller falls back to random sampling).
+        normalize_advantage: Divide `R - b` by a moving standard deviation of the rewards
+            (decay `baseline_decay`), so that the policy's step and the entropy bonus do not
+            depend on the scale of the objective (an accuracy that varies by 0.01 between
+            good architectures gives advantages 100 times smaller than one that varies by
+            1). Not in the paper, whose rewards are accuracies on a fixed scale.
+        temperature: Divides the logits before the softmax (ENAS's `temperature`; None:
+            1).
+        tanh_constant: Bounds the logits to `tanh_constant * tanh(logits)` (ENAS's
+            `tanh_constant`, which keeps the policy from saturating; None: unbounded).
+            A callable `tanh_constant(decision) -> float | None` sets it per decision
+            (ENAS divides it by `op_tanh_reduce` for operation decisions).
 
     Example:
 
@@ -61,8 +99,24 @@ class Controller(base.SearchAlgorithm):
         entropy_weight: float = 0.05,
         init_range: float = 0.1,
         seed: int | None = None,
+        batch_size: int = 1,
+        reuse_seen: bool = False,
+        max_resamples: int = 100,
+        normalize_advantage: bool = False,
+        temperature: float | None = None,
+        tanh_constant: float | Callable[[encoding.Decision], float | None] | None = None,
     ):
         super().__init__(seed)
+        self.temperature = (
+            None
+            if temperature is None
+            else validation.check_float("temperature", temperature, low=0, low_inclusive=False)
+        )
+        if tanh_constant is not None and not callable(tanh_constant):
+            tanh_constant = validation.check_float(
+                "tanh_constant", tanh_constant, low=0, low_inclusive=False
+            )
+        self.tanh_constant = tanh_constant
         self.hidden_size = validation.check_int("hidden_size", hidden_size, low=1)
         self.learning_rate = validation.check_float(
             "learning_rate", learning_rate, low=0, low_inclusive=False
@@ -73,11 +127,29 @@ class Controller(base.SearchAlgorithm):
         )
         self.entropy_weight = validation.check_float("entropy_weight", entropy_weight, low=0)
         self.init_range = validation.check_float("init_range", init_range, low=0)
+        self.batch_size = validation.check_int("batch_size", batch_size, low=1)
+        self.reuse_seen = bool(reuse_seen)
+        self.max_resamples = validation.check_int("max_resamples", max_resamples, low=0)
+        self.normalize_advantage = bool(normalize_advantage)
         self.optimizer = numpy_nn.Adam(learning_rate, use_adam=optimizer == "adam")
         self.params: numpy_nn.Params = {}
         self.baseline: float | None = None
+        # Moving average of the squared deviation of the rewards from the baseline.
+        self.reward_var: float | None = None
         self.num_updates = 0
         self.num_failed = 0
+        # Rewarded samples learned from, and of those how many the record answered.
+        self.num_learned = 0
+        self.num_reused = 0
+        # Rewarded observations that the controller did not propose (not learned from with
+        # `reuse_seen`).
+        self.num_off_policy = 0
+        # Samples waiting for the next update: [values, reward].
+        self.batch: list[list[Any]] = []
+        # With `reuse_seen`: the reward (None: failed) of every architecture observed, and
+        # the keys of the proposals whose outcome is not known yet.
+        self.record: dict[str, float | None] = {}
+        self.pending: list[str] = []
 
     def _uniform(self, *shape: int) -> np.ndarray:
         return self.rng.uniform(-self.init_range, self.init_range, size=shape)
@@ -116,9 +188,8 @@ class Controller(base.SearchAlgorithm):
             c = f * state["c"] + i * g
             tanh_c = np.tanh(c)
             h = o * tanh_c
-            logits = (
-                h @ self.params[f"head/{decision.key}/w"] + self.params[f"head/{decision.key}/b"]
-            )
+            raw = h @ self.params[f"head/{decision.key}/w"] + self.params[f"head/{decision.key}/b"]
+            logits, dlogits_draw = self._shape_logits(decision, raw)
             log_p = logits - logits.max()
             log_p -= np.log(np.exp(log_p).sum())
             probs = np.exp(log_p)
@@ -133,6 +204,7 @@ class Controller(base.SearchAlgorithm):
                     "tanh_c": tanh_c,
                     "h": h,
                     "log_p": log_p,
+                    "dlogits_draw": dlogits_draw,
                     "action": action,
                 }
             )
@@ -142,13 +214,42 @@ class Controller(base.SearchAlgorithm):
 
         return space.assemble(pick), steps
 
+    def _shape_logits(self, decision: encoding.Decision, raw: np.ndarray):
+        """The logits of `decision` from the head's output `raw` (temperature, then tanh
+        bound), and their derivative w.r.t. `raw` (element-wise)."""
+        scale = 1.0 if self.temperature is None else 1.0 / self.temperature
+        constant = self.tanh_constant
+        if callable(constant):
+            constant = constant(decision)
+        if constant is None:
+            return raw * scale, np.full_like(raw, scale)
+        bounded = np.tanh(raw * scale)
+        return constant * bounded, constant * scale * (1.0 - bounded**2)
+
     def sample(self, space: encoding.SpaceEncoding) -> encoding.Values:
         """Samples an architecture from the current policy."""
         values, _ = self._rollout(space, lambda _, p: self.rng.choice(len(p), p=p))
         return values
 
-    def propose(self, space: encoding.SpaceEncoding, is_seen: base.IsSeen) -> encoding.Values:
-        return self.sample(space)
+    def propose(
+        self, space: encoding.SpaceEncoding, is_seen: base.IsSeen
+    ) -> encoding.Values | None:
+        if not self.reuse_seen:
+            return self.sample(space)
+        for _ in range(self.max_resamples + 1):
+            values = self.sample(space)
+            key = encoding.values_key(values)
+            if key in self.record:
+                reward = self.record[key]
+                if reward is not None:
+                    self.num_reused += 1
+                    self._learn(space, values, reward)
+                continue
+            if key in self.pending or is_seen(values):
+                continue  # Running, or evaluated by someone who has not told us yet.
+            self.pending.append(key)
+            return values
+        return None
 
     def log_prob_and_entropy(
         self, space: encoding.SpaceEncoding, values: encoding.Values
@@ -198,6 +299,7 @@ class Controller(base.SearchAlgorithm):
             dlogits = -advantage * (one_hot - probs) + self.entropy_weight * probs * (
                 log_p + entropy
             )
+            dlogits = dlogits * step["dlogits_draw"]  # Through the temperature and tanh.
             head = f"head/{step['key']}"
             add(f"{head}/w", np.outer(step["h"], dlogits))
             add(f"{head}/b", dlogits)
@@ -228,14 +330,49 @@ class Controller(base.SearchAlgorithm):
     ) -> None:
         if reward is None:
             self.num_failed += 1
+        else:
+            reward = float(reward)
+        if self.reuse_seen:
+            values = space.complete(values)
+            key = encoding.values_key(values)
+            self.record[key] = reward
+            if key not in self.pending:
+                self.num_off_policy += reward is not None
+                return
+            self.pending.remove(key)
+        if reward is not None:
+            self._learn(space, values, reward)
+
+    def _learn(self, space: encoding.SpaceEncoding, values: encoding.Values, reward: float) -> None:
+        """Adds a rewarded on-policy sample to the batch; updates when the batch is full."""
+        self.batch.append([dict(values), reward])
+        self.num_learned += 1
+        if len(self.batch) >= self.batch_size:
+            self.update(space)
+
+    def update(self, space: encoding.SpaceEncoding) -> None:
+        """Takes one REINFORCE step on the pending batch, then moves the baseline."""
+        if not self.batch:
             return
-        reward = float(reward)
+        rewards = [reward for _, reward in self.batch]
         if self.baseline is None:
-            self.baseline = reward
-        advantage = reward - self.baseline
-        _, grads = self.loss_and_grads(space, values, advantage)
-        self.optimizer.step(self.params, grads)
-        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+            self.baseline = float(np.mean(rewards))
+        if self.reward_var is None:
+            self.reward_var = 0.0
+        scale = 1.0
+        if self.normalize_advantage:
+            scale = 1.0 / (np.sqrt(self.reward_var) + 1e-8) if self.reward_var > 0 else 0.0
+        total: numpy_nn.Params = {}
+        for values, reward in self.batch:
+            _, grads = self.loss_and_grads(space, values, (reward - self.baseline) * scale)
+            for name, grad in grads.items():
+                total[name] = total[name] + grad if name in total else grad
+        self.optimizer.step(self.params, {k: g / len(self.batch) for k, g in total.items()})
+        decay = self.baseline_decay
+        for reward in rewards:
+            self.reward_var = decay * self.reward_var + (1 - decay) * (reward - self.baseline) ** 2
+            self.baseline = decay * self.baseline + (1 - decay) * reward
+        self.batch = []
         self.num_updates += 1
 
     def get_state(self) -> dict[str, Any]:
@@ -244,8 +381,15 @@ class Controller(base.SearchAlgorithm):
             "params": numpy_nn.params_to_json(self.params),
             "optimizer": self.optimizer.get_state(),
             "baseline": self.baseline,
+            "reward_var": self.reward_var,
             "num_updates": self.num_updates,
             "num_failed": self.num_failed,
+            "num_learned": self.num_learned,
+            "num_reused": self.num_reused,
+            "num_off_policy": self.num_off_policy,
+            "batch": [[dict(values), reward] for values, reward in self.batch],
+            "record": dict(self.record),
+            "pending": list(self.pending),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -253,5 +397,13 @@ class Controller(base.SearchAlgorithm):
         self.params = numpy_nn.params_from_json(state["params"])
         self.optimizer.set_state(state["optimizer"])
         self.baseline = state["baseline"]
+        self.reward_var = state.get("reward_var")
         self.num_updates = int(state["num_updates"])
         self.num_failed = int(state["num_failed"])
+        # States saved before batching and the record have none of these.
+        self.num_learned = int(state.get("num_learned", self.num_updates))
+        self.num_reused = int(state.get("num_reused", 0))
+        self.num_off_policy = int(state.get("num_off_policy", 0))
+        self.batch = [[dict(values), float(reward)] for values, reward in state.get("batch", [])]
+        self.record = dict(state.get("record", {}))
+        self.pending = list(state.get("pending", []))

@@ -1,3 +1,4 @@
+import json
 import math
 
 import keras_tuner
@@ -88,3 +89,102 @@ def test_new_decisions_get_parameters_lazily():
 
 def test_sanity_beats_random_search():
     testing.check_sanity(reinforce.Controller(seed=0))
+
+
+def _two_choice_space():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("a", [0, 1])
+    return encoding.SpaceEncoding(hp)
+
+
+def test_batch_update_averages_the_batch_gradients():
+    space = _conditional_space()
+    controller = reinforce.Controller(batch_size=3, optimizer="sgd", learning_rate=0.5, seed=0)
+    rng = np.random.default_rng(0)
+    samples = [(space.sample(rng), reward) for reward in (0.2, 0.9, 0.4)]
+    controller.observe(space, *samples[0])
+    controller.observe(space, *samples[1])
+    assert controller.num_updates == 0 and controller.baseline is None
+    for values, _ in samples:
+        controller.log_prob_and_entropy(space, values)  # Creates every parameter.
+    before = {name: value.copy() for name, value in controller.params.items()}
+    baseline = np.mean([0.2, 0.9, 0.4])  # The first batch's mean starts the baseline.
+    expected = {name: np.zeros_like(value) for name, value in before.items()}
+    for values, reward in samples:
+        _, grads = controller.loss_and_grads(space, values, reward - baseline)
+        for name, grad in grads.items():
+            expected[name] += grad / 3
+    controller.observe(space, *samples[2])
+    assert controller.num_updates == 1 and controller.num_learned == 3
+    assert controller.batch == []
+    for name, value in controller.params.items():
+        np.testing.assert_allclose(value, before[name] - 0.5 * expected[name], atol=1e-12)
+    moved = baseline
+    for reward in (0.2, 0.9, 0.4):
+        moved = 0.9 * moved + 0.1 * reward
+    assert controller.baseline == pytest.approx(moved)
+
+
+def test_seen_architectures_are_answered_from_the_record():
+    space = _two_choice_space()
+    controller = reinforce.Controller(reuse_seen=True, max_resamples=7, seed=0)
+    seen = {}
+    first = controller.propose(space, lambda v: encoding.values_key(v) in seen)
+    assert controller.pending == [encoding.values_key(first)]
+    seen[encoding.values_key(first)] = 1.0
+    controller.observe(space, first, 1.0)
+    assert controller.num_learned == 1 and controller.pending == []
+    second = controller.propose(space, lambda v: encoding.values_key(v) in seen)
+    assert second != first
+    # Every sample of `first` drawn meanwhile was learned from with its recorded reward.
+    assert controller.num_learned == 1 + controller.num_reused
+    controller.observe(space, second, 0.0)
+    reused = controller.num_reused
+    # Both architectures are known: 7 + 1 samples, all answered, then None (exhausted).
+    assert controller.propose(space, lambda v: True) is None
+    assert controller.num_reused == reused + 8
+    assert controller.num_learned == 2 + controller.num_reused
+
+
+def test_off_policy_observations_are_recorded_not_learned_from():
+    space = _two_choice_space()
+    controller = reinforce.Controller(reuse_seen=True, seed=0)
+    controller.observe(space, {"a": 1}, 0.7)  # Not proposed by the controller.
+    assert controller.num_off_policy == 1 and controller.num_learned == 0
+    assert controller.params == {} and controller.record == {encoding.values_key({"a": 1}): 0.7}
+    plain = reinforce.Controller(seed=0)  # Without `reuse_seen` everything is learned from.
+    plain.observe(space, {"a": 1}, 0.7)
+    assert plain.num_learned == 1 and plain.num_off_policy == 0
+
+
+def test_normalized_advantage_does_not_depend_on_the_reward_scale():
+    space = _conditional_space()
+    rng = np.random.default_rng(0)
+    samples = [(space.sample(rng), float(r)) for r in rng.uniform(size=12)]
+    controllers = []
+    for scale, shift in ((1.0, 0.0), (100.0, -3.0)):
+        controller = reinforce.Controller(
+            batch_size=2, normalize_advantage=True, entropy_weight=0.0, seed=0
+        )
+        for values, reward in samples:
+            controller.observe(space, values, scale * reward + shift)
+        controllers.append(controller)
+    assert controllers[0].num_updates == 6
+    for name, value in controllers[0].params.items():
+        np.testing.assert_allclose(value, controllers[1].params[name], atol=1e-6)
+
+
+def test_state_round_trip_keeps_batch_record_and_pending():
+    space = _conditional_space()
+    controller = reinforce.Controller(batch_size=4, reuse_seen=True, seed=0)
+    for _ in range(3):
+        values = controller.propose(space, lambda v: False)
+        controller.observe(space, values, 0.5)
+    pending = controller.propose(space, lambda v: False)
+    state = json.loads(json.dumps(controller.get_state()))
+    restored = reinforce.Controller(batch_size=4, reuse_seen=True, seed=1)
+    restored.set_state(state)
+    assert restored.batch == controller.batch and restored.pending == controller.pending
+    controller.observe(space, pending, 0.9)
+    restored.observe(space, pending, 0.9)
+    assert restored.get_state() == controller.get_state()

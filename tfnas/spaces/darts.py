@@ -3,7 +3,9 @@
 A stem, `num_cells` cells with reduction cells at 1/3 and 2/3 of the depth (channels
 doubled there), global pooling and a classifier; optionally the auxiliary head of the
 DARTS CIFAR network at 2/3 of the depth. All normal cells share one genotype and all
-reduction cells another, as in the papers.
+reduction cells another, as in the papers. The cells' number of intermediate nodes is the
+`Fixed` hyperparameter `cells/num_blocks` (`num_nodes`), which progressive search
+(`tfnas.oracles.PNAS`) lowers to train cells of its first b blocks only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import keras
 import keras_tuner
 
 from tfnas.blocks import ops
-from tfnas.blocks.cells import darts_cell
+from tfnas.blocks.cells import NUM_BLOCKS, darts_cell
+from tfnas.blocks.supernet import mixing_rule_of
 from tfnas.spaces.common import (
     check_operations,
     classification_head,
@@ -71,11 +74,14 @@ def genotype_to_values(genotype: dict[str, Sequence[tuple[str, int]]]) -> dict[s
 
 
 def values_to_genotype(values: dict, num_nodes: int = 4) -> dict[str, list[tuple[str, int]]]:
-    """The inverse of `genotype_to_values`, for printing a found cell the DARTS way."""
+    """The inverse of `genotype_to_values`, for printing a found cell the DARTS way.
+
+    A cell grown to fewer blocks (`values["cells/num_blocks"]`) lists only its nodes.
+    """
     genotype = {}
     for cell in ("normal", "reduce"):
         pairs = []
-        for node in range(num_nodes):
+        for node in range(values.get(NUM_BLOCKS, num_nodes)):
             for i in (int(s) for s in values[f"{cell}/node{node}/inputs"].split(",")):
                 pairs.append((values[f"{cell}/node{node}/edge{i}"], i))
         genotype[cell] = pairs
@@ -95,7 +101,13 @@ class DartsSpace(keras_tuner.HyperModel):
         operations: candidate operations (default: the 8 DARTS operations).
         auxiliary: add the DARTS auxiliary head at 2/3 depth (needs >= 5x5 features there).
         auxiliary_weight: its loss weight.
-        affine: learnable BN scale/offset in the cells (DARTS search uses False).
+        affine: learnable BN scale/offset in the cells. None (the default): False when
+            the space builds a supernet (the DARTS, P-DARTS and PC-DARTS search networks:
+            `affine=False`, and pooling candidates followed by `BatchNormalization`
+            without scale/offset, see `tfnas.blocks.ops.darts_op`) and True in fixed
+            mode (the papers' evaluation networks, e.g. `tfnas.Architecture(...).build()`
+            and `tuner.retrain`). Models exported with inherited weights keep the
+            supernet's batch norms. True or False forces one setting in both modes.
         learning_rate: Adam learning rate of the compiled model.
 
     Example:
@@ -120,7 +132,7 @@ class DartsSpace(keras_tuner.HyperModel):
         operations: Sequence[str] = ops.DARTS_OPS,
         auxiliary: bool = False,
         auxiliary_weight: float = 0.4,
-        affine: bool = True,
+        affine: bool | None = None,
         learning_rate: float = 1e-3,
         name: str = "darts",
         **kwargs,
@@ -152,6 +164,25 @@ class DartsSpace(keras_tuner.HyperModel):
         self.affine = affine
         self.learning_rate = learning_rate
 
+    def _cell_affine(self, hp) -> bool:
+        """The cells' BN `affine`: `self.affine`, or by mode when it is None."""
+        if self.affine is not None:
+            return bool(self.affine)
+        return mixing_rule_of(hp) is None
+
+    def progressive_depths(self, num_stages: int) -> list[int]:
+        """P-DARTS's growing depths (`num_cells` per stage) for this space.
+
+        P-DARTS (Chen et al. 2019) searches with 5, 11 and 17 cells: 1, 3 and 5 normal
+        cells between the reductions. Scaled to this space, stage s has `1 + 2 s` times
+        the space's normal cells per group, `g = max(1, round((num_cells - 2) / 3))`:
+        `num_cells + 6 g s` cells (5 -> 11 -> 17 for `num_cells=5`, 8 -> 20 -> 32 for 8).
+        `tfnas.oracles.PDARTS` uses it unless given `depths`.
+        """
+        check_int("num_stages", num_stages, 1)
+        per_group = max(1, round((self.num_cells - 2) / 3))
+        return [self.num_cells + 6 * per_group * s for s in range(num_stages)]
+
     def build(self, hp):
         inputs = keras.Input(self.input_shape)
         c_stem = self.stem_multiplier * self.init_channels
@@ -176,7 +207,7 @@ class DartsSpace(keras_tuner.HyperModel):
                 reduction_prev=reduction_prev,
                 num_nodes=self.num_nodes,
                 operations=self.operations,
-                affine=self.affine,
+                affine=self._cell_affine(hp),
             )
             s0, s1 = s1, cell
             reduction_prev = reduction

@@ -6,6 +6,12 @@ the expansion ratio, squeeze-and-excitation (an SE ratio of 0 means none) and, i
 are given, the activation. Per stage it chooses the depth among `Stage.depths`: dropping
 the trailing blocks of a stage is the zero/skip option of ProxylessNAS and FBNet and the
 per-stage depth of MnasNet's factorized hierarchical space.
+
+With `joint_ops=True` the space takes the papers' form (ProxylessNAS, FBNet, SPOS, FairNAS,
+SCARLET-NAS): one choice per block over its joint operations, e.g. `k3_e3`, `k3_e6`, ...,
+`k7_e6` (every kernel size with every expansion, and SE ratio / activation where several
+are given), each with its own weights, plus `skip` for every block that a variable-depth
+stage can drop. Strict fairness (FairNAS) then holds over each block's operations.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import keras
 import keras_tuner
 
 from tfnas.blocks import ops, shared
-from tfnas.blocks.choices import attribute_choice, repeat
+from tfnas.blocks.choices import attribute_choice, layer_choice, repeat
 from tfnas.spaces.common import classification_head, compile_classifier, validate_common
 
 
@@ -68,6 +74,8 @@ MNASNET_STAGES = tuple(
     ]
 )
 
+SKIP = "skip"
+
 # Per stage: (depth, expansion, kernel_size, se_ratio), as in the papers' released models.
 _MOBILENET_V2_BLOCKS = [(1, 1, 3, 0.0)] + [(d, 6, 3, 0.0) for d in (2, 3, 4, 3, 3, 1)]
 _MNASNET_A1_BLOCKS = [
@@ -77,6 +85,8 @@ _MNASNET_A1_BLOCKS = [
 
 
 def _published_values(blocks, space: MobileSpace) -> dict:
+    if space.joint_ops:
+        return _published_joint_values(blocks, space)
     values = {}
     for stage, (depth, expansion, kernel_size, se_ratio) in enumerate(blocks):
         if len(space.stages[stage].depths) > 1:
@@ -90,6 +100,18 @@ def _published_values(blocks, space: MobileSpace) -> dict:
             ):
                 if len(getattr(space, attribute + "s")) > 1:
                     values[f"{prefix}/{attribute}"] = value
+    return values
+
+
+def _published_joint_values(blocks, space: MobileSpace) -> dict:
+    values = {}
+    for stage, (depth, expansion, kernel_size, se_ratio) in enumerate(blocks):
+        for block in range(max(space.stages[stage].depths)):
+            if block >= depth:
+                op = SKIP
+            else:
+                op = space.op_name(kernel_size, expansion, se_ratio, space.activations[0])
+            values[f"stage{stage}/block{block}/op"] = op
     return values
 
 
@@ -117,6 +139,12 @@ class MobileSpace(keras_tuner.HyperModel):
             single value is fixed and not searched.
         dropout: dropout before the classifier.
         learning_rate: Adam learning rate of the compiled model.
+        joint_ops: the papers' form: one choice `stage{s}/block{b}/op` per block over
+            every (kernel size, expansion[, SE ratio][, activation]) operation, named
+            `k{k}_e{e}[_se{r}][_{activation}]`, plus `skip` for blocks `b >= min(depths)`
+            of a stage whose depth varies (any of them may skip, so the depth is any
+            number in `[min(depths), max(depths)]`: the depths must be consecutive).
+            Default False: per-attribute choices with shared weights and a `repeat` depth.
 
     Example:
 
@@ -124,6 +152,10 @@ class MobileSpace(keras_tuner.HyperModel):
     space = tfnas.spaces.MobileSpace(
         (8, 8, 1), 10, stem_filters=8, stem_strides=1, head_filters=32,
         stages=[tfnas.spaces.Stage(8, (1, 2)), tfnas.spaces.Stage(16, (1, 2), 2)])
+    # FairNAS's form: 6 operations and skip per block.
+    paper = tfnas.spaces.MobileSpace(
+        (8, 8, 1), 10, stages=[tfnas.spaces.Stage(8, (1, 2))], kernel_sizes=(3, 5, 7),
+        expansions=(3, 6), se_ratios=(0.0,), joint_ops=True)
     ```
     """
 
@@ -142,6 +174,7 @@ class MobileSpace(keras_tuner.HyperModel):
         activations: Sequence[str] = ("relu6",),
         dropout: float = 0.0,
         learning_rate: float = 1e-3,
+        joint_ops: bool = False,
         name: str = "mobile",
         **kwargs,
     ):
@@ -188,6 +221,57 @@ class MobileSpace(keras_tuner.HyperModel):
         self.activations = tuple(activations)
         self.dropout = dropout
         self.learning_rate = learning_rate
+        if not isinstance(joint_ops, bool):
+            raise ValueError(f"joint_ops must be True or False. Received: joint_ops={joint_ops!r}")
+        self.joint_ops = joint_ops
+        if joint_ops:
+            for stage in stages:
+                low, high = min(stage.depths), max(stage.depths)
+                if sorted(stage.depths) != list(range(low, high + 1)):
+                    raise ValueError(
+                        "With joint_ops=True every block from min(depths) on may skip, so a "
+                        "stage's depths must be consecutive. Received: "
+                        f"depths={stage.depths!r}"
+                    )
+
+    def op_name(self, kernel_size: int, expansion: int, se_ratio: float, activation: str) -> str:
+        """The name of a joint operation (`joint_ops=True`), e.g. "k3_e6"."""
+        name = f"k{kernel_size}_e{expansion}"
+        if len(self.se_ratios) > 1:
+            name += f"_se{se_ratio:g}"
+        if len(self.activations) > 1:
+            name += f"_{activation}"
+        return name
+
+    def _joint_block(self, hp, stage_index: int, block_index: int, x):
+        stage = self.stages[stage_index]
+        strides = stage.strides if block_index == 0 else 1
+        input_shape = tuple(x.shape[1:])
+        # Plain values only in the factories' closures: `layer_choice` recognises them
+        # and checks the candidates' shapes once, not at every build.
+        filters = stage.filters
+
+        def make(kernel_size, expansion, se_ratio, activation):
+            return lambda: ops.mbconv(
+                input_shape,
+                filters,
+                kernel_size=kernel_size,
+                expansion=expansion,
+                strides=strides,
+                se_ratio=se_ratio,
+                activation=activation,
+            )
+
+        candidates = {
+            self.op_name(k, e, r, a): make(k, e, r, a)
+            for k in self.kernel_sizes
+            for e in self.expansions
+            for r in self.se_ratios
+            for a in self.activations
+        }
+        if len(stage.depths) > 1 and block_index >= min(stage.depths):
+            candidates[SKIP] = keras.layers.Identity
+        return layer_choice(hp, f"stage{stage_index}/block{block_index}/op", candidates)(x)
 
     def _searched(self, values: tuple):
         return list(values) if len(values) > 1 else values[0]
@@ -240,7 +324,10 @@ class MobileSpace(keras_tuner.HyperModel):
         x = layers.Activation(stem_activation, name="stem_act")(x)
         for index, stage in enumerate(self.stages):
             block = lambda b, t, index=index: self._block(hp, index, b, t)
-            if len(stage.depths) == 1:
+            if self.joint_ops:
+                for b in range(max(stage.depths)):
+                    x = self._joint_block(hp, index, b, x)
+            elif len(stage.depths) == 1:
                 for b in range(stage.depths[0]):
                     x = block(b, x)
             else:

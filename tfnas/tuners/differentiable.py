@@ -11,10 +11,11 @@ descent, alternating with the supernet's weights:
 - `DifferentiableOracle` holds what every member shares. The engine trains: the supernet
   trainer fits the weights on the training split and, before every weight step, runs the
   oracle's architecture step (`tfnas.engine.architecture_steps`: one Adam step on the
-  alphas, on the next validation batch for the bilevel methods, on a training batch for
-  SNAS's single loss). The oracle configures that step, keeps the alphas, the step's
-  optimizer state and the per-epoch history in its state (so one checkpoint of
-  `get_state()` covers them), and derives architectures with the pure rules of
+  alphas on the next validation batch for the bilevel methods, none in the alpha-frozen
+  warm-up epochs of P-DARTS and PC-DARTS; SNAS's single loss updates the alphas inside
+  the weight step, from the same backward pass). The oracle configures that step, keeps
+  the alphas, the step's optimizer state and the per-epoch history in its state (so one
+  checkpoint of `get_state()` covers them), and derives architectures with the pure rules of
   `tfnas.search.derivation`. After training, the derived architecture is proposed first
   and becomes an ordinary trial evaluated with inherited weights; further candidates
   (`max_trials > 1`) are sampled from the learned distributions. The history goes to
@@ -121,6 +122,9 @@ class DifferentiableOracle(WeightSharingOracle):
         self._structure: dict[str, Any] = {}
         self._rule: SoftmaxMixture | None = None
         self._architecture_step: architecture_steps.FirstOrderStep | None = None
+        # The supernet's training epochs, known once training starts (not state: the
+        # trainer gives them again on resume).
+        self._supernet_epochs: int | None = None
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
     def make_search_algorithm(self, seed):
@@ -209,8 +213,20 @@ class DifferentiableOracle(WeightSharingOracle):
             "beta_2": self.arch_beta_2,
             "weight_decay": self.arch_weight_decay,
             "split": self.arch_split,
+            "alphas_frozen": self.alphas_frozen,
             "owner": type(self).__name__,
         }
+
+    def start_supernet_stage(self, epoch: int, epochs: int) -> bool:
+        """Records the supernet's epochs (the warm-up is a share of them)."""
+        self.check_epochs(epochs)
+        self._supernet_epochs = int(epochs)
+        return super().start_supernet_stage(epoch, epochs)
+
+    def alphas_frozen(self, epoch: int) -> bool:
+        """Whether the alphas stay unchanged in `epoch` (0-based): an alpha-frozen warm-up
+        in which only the weights train. None here; P-DARTS and PC-DARTS have one."""
+        return False
 
     def _new_architecture_step(self, steps, **options) -> architecture_steps.FirstOrderStep:
         """The step (default: first order on `arch_split`)."""
@@ -533,28 +549,51 @@ class PDARTS(DARTS):
     """P-DARTS (Chen et al. 2019): progressive DARTS in stages.
 
     The search's epochs are split evenly into `len(keep) + 1` stages. Each stage builds a
-    new supernet (fresh weights, alphas and optimizers); between stages every choice keeps
-    only its `keep[s]` strongest candidates (search-space approximation; `none` is
-    dropped before the last stage), so later stages compute fewer operations. With
-    `depths`, stage s builds a copy of the hypermodel whose `depth_attribute` (e.g.
-    `DartsSpace.num_cells`) is `depths[s]`, so the supernet deepens as it narrows. The
-    skip candidates get dropout at `skip_dropout[s] * exp(-0.2 * epoch_in_stage)`
-    (regularization against skip domination), and the derived normal cell has at most
-    `max_skip_connections` skip connections: the weakest extra ones are replaced by the
-    edges' next-best operations.
+    new supernet (fresh weights, alphas and optimizers) and, as the authors' code
+    (`train_search.py`) does:
+
+    - starts with an alpha-frozen warm-up: the paper trains 25 epochs per stage and
+      updates the alphas from epoch 10 on, so by default the first `round(0.4 * L)`
+      epochs of a stage of L epochs (at most 10, and at least one alpha epoch is left)
+      train only the weights; `warmup_epochs` sets the count per stage instead.
+    - drops out the skip candidates at the reference schedule, with `p0 = skip_dropout[s]`
+      and e the epoch in the stage: `p0 * (L - e - 1) / L` during the warm-up, then
+      `p0 * exp(-0.2 * (e - warm-up))`.
+    - between stages, keeps only each choice's `keep[s]` strongest candidates
+      (search-space approximation; `get_min_k`): `none` competes there like every
+      operation, and is left out only by the final derivation (`get_min_k_no_zero`, as
+      `derive` ignores `none`).
+    - deepens the supernet: `depths[s]` sets the hypermodel's `depth_attribute` (e.g.
+      `DartsSpace.num_cells`). By default ("auto") a hypermodel with a
+      `progressive_depths(num_stages)` method (`DartsSpace`: 5 -> 11 -> 17 cells from a
+      5-cell space, the paper's, scaled for other depths) gives them; other hypermodels
+      keep their depth.
+
+    The derived normal cell has at most `max_skip_connections` skip connections: the
+    weakest extra ones are replaced by the edges' next-best operations. The alphas' Adam
+    uses the authors' learning rate 6e-4 by default (`arch_learning_rate`).
 
     Args:
         keep: candidates kept per choice after each stage but the last (decreasing;
             P-DARTS on DARTS's 8 operations: (5, 3)).
-        depths: the stage depths (`len(keep) + 1` ints, e.g. (5, 11, 17)), or None to keep
-            the hypermodel's. The last stage's supernet is the one candidates are exported
+        depths: the stage depths (`len(keep) + 1` ints, e.g. (5, 11, 17)), "auto" (the
+            hypermodel's `progressive_depths`, when it has one), or None to keep the
+            hypermodel's. The last stage's supernet is the one candidates are exported
             from, so its depth is that of models with inherited weights.
         depth_attribute: the hypermodel attribute set to `depths[s]`.
-        skip_dropout: the initial dropout rate of skip candidates per stage, in [0, 1).
+        skip_dropout: the initial dropout rate of skip candidates per stage, in [0, 1)
+            (the authors' CIFAR-10 run: 0.1, 0.4, 0.7).
+        warmup_epochs: alpha-frozen epochs at the start of every stage (>= 0), or None
+            for the paper's 10 of 25 scaled to the stage's length.
         max_skip_connections: cap of skip connections in the derived normal cell (>= 0).
         skip_op, normal_scope: as in `DARTSPlus`.
         **kwargs: the arguments of `DARTS`.
     """
+
+    # The paper: 25 epochs per stage, the alphas frozen for the first 10.
+    PAPER_STAGE_EPOCHS, PAPER_WARMUP_EPOCHS = 25, 10
+    # The reference code's `scale_factor` of the skip dropout's decay.
+    DROPOUT_DECAY = 0.2
 
     def __init__(
         self,
@@ -562,12 +601,14 @@ class PDARTS(DARTS):
         max_trials: int = 1,
         *,
         keep: Sequence[int] = (5, 3),
-        depths: Sequence[int] | None = None,
+        depths: Sequence[int] | str | None = "auto",
         depth_attribute: str = "num_cells",
         skip_dropout: Sequence[float] = (0.1, 0.4, 0.7),
+        warmup_epochs: int | None = None,
         max_skip_connections: int = 2,
         skip_op: str = SKIP_OP,
         normal_scope: str = "normal/",
+        arch_learning_rate: float = 6e-4,
         **kwargs,
     ):
         keep = [validation.check_int("keep", k, low=1) for k in keep]
@@ -575,14 +616,16 @@ class PDARTS(DARTS):
             raise ValueError(f"keep must decrease from stage to stage. Received: keep={keep}")
         self.keep = keep
         self.num_stages = len(keep) + 1
-        self.depths = None if depths is None else [int(d) for d in depths]
-        if self.depths is not None and (
-            len(self.depths) != self.num_stages or min(self.depths) < 1
-        ):
-            raise ValueError(
-                f"depths must give {self.num_stages} positive depths (len(keep) + 1). "
-                f"Received: depths={list(depths)}"
-            )
+        if isinstance(depths, str):
+            if depths != "auto":
+                raise ValueError(
+                    "depths must be a sequence of ints, 'auto' or None. Received: "
+                    f"depths={depths!r}"
+                )
+            self.depths = depths
+        else:
+            self.depths = None if depths is None else [int(d) for d in depths]
+            self._check_depths(self.depths, depths)
         self.depth_attribute = depth_attribute
         self.skip_dropout = [float(r) for r in skip_dropout]
         if len(self.skip_dropout) != self.num_stages or not all(
@@ -592,6 +635,11 @@ class PDARTS(DARTS):
                 f"skip_dropout must give {self.num_stages} rates in [0, 1) (one per stage). "
                 f"Received: skip_dropout={list(skip_dropout)}"
             )
+        self.warmup_epochs = (
+            None
+            if warmup_epochs is None
+            else validation.check_int("warmup_epochs", warmup_epochs, low=0)
+        )
         self.max_skip_connections = validation.check_int(
             "max_skip_connections", max_skip_connections, low=0
         )
@@ -601,7 +649,21 @@ class PDARTS(DARTS):
         self.stage_start = 0
         self._excluded: dict[str, list[int]] = {}
         self._dropout_rate = self.skip_dropout[0]
-        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
+        # The skip-dropout masks' generator state in the current stage (None: fresh).
+        self._dropout_random_state: list[int] | None = None
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            arch_learning_rate=arch_learning_rate,
+            **kwargs,
+        )
+
+    def _check_depths(self, depths: list[int] | None, received) -> None:
+        if depths is not None and (len(depths) != self.num_stages or min(depths) < 1):
+            raise ValueError(
+                f"depths must give {self.num_stages} positive depths (len(keep) + 1). "
+                f"Received: depths={list(received)}"
+            )
 
     def _new_rule(self) -> SoftmaxMixture:
         from tfnas.blocks.rules import SoftmaxMixture
@@ -613,13 +675,26 @@ class PDARTS(DARTS):
             dropout_op=self.skip_op,
         )
         rule.set_dropout_rate(self._dropout_rate)
+        rule.set_random_state(self._dropout_random_state)
         return rule
 
     def excluded(self) -> dict[str, list[int]]:
         return {name: list(indices) for name, indices in self._excluded.items()}
 
+    def stage_depths(self, hypermodel) -> list[int] | None:
+        """The depth of every stage for `hypermodel` (None: the hypermodel's own)."""
+        if self.depths != "auto":
+            return self.depths
+        progressive = getattr(hypermodel, "progressive_depths", None)
+        if progressive is None:
+            return None
+        depths = [int(d) for d in progressive(self.num_stages)]
+        self._check_depths(depths, depths)
+        return depths
+
     def stage_hypermodel(self, hypermodel):
-        if self.depths is None:
+        depths = self.stage_depths(hypermodel)
+        if depths is None:
             return hypermodel
         import copy
         import types
@@ -628,7 +703,7 @@ class PDARTS(DARTS):
             raise ValueError(
                 f"PDARTS sets the hypermodel's {self.depth_attribute!r} per stage, but "
                 f"{type(hypermodel).__name__} has no such attribute. Received: "
-                f"depth_attribute={self.depth_attribute!r}, depths={self.depths}"
+                f"depth_attribute={self.depth_attribute!r}, depths={depths}"
             )
         staged = copy.copy(hypermodel)
         # keras_tuner.HyperModel keeps `build` as an instance attribute (a bound method of
@@ -636,7 +711,7 @@ class PDARTS(DARTS):
         for name, value in vars(staged).items():
             if isinstance(value, types.MethodType) and value.__self__ is hypermodel:
                 setattr(staged, name, types.MethodType(value.__func__, staged))
-        setattr(staged, self.depth_attribute, self.depths[self.stage])
+        setattr(staged, self.depth_attribute, depths[self.stage])
         return staged
 
     def check_epochs(self, epochs: int) -> None:
@@ -648,29 +723,79 @@ class PDARTS(DARTS):
                 f"Received: epochs={epochs}"
             )
 
+    # --- The stages' schedule ------------------------------------------------------------
+
+    def stage_of(self, epoch: int, epochs: int) -> int:
+        """The stage (0-based) that trains `epoch` of `epochs`."""
+        return min(self.num_stages - 1, epoch * self.num_stages // epochs)
+
+    def stage_bounds(self, stage: int, epochs: int) -> tuple[int, int]:
+        """`(first epoch, epochs)` of `stage` when the search trains `epochs` epochs."""
+        first = -(-stage * epochs // self.num_stages)  # ceil: stage_of(first) == stage
+        end = (
+            epochs if stage == self.num_stages - 1 else -(-(stage + 1) * epochs // self.num_stages)
+        )
+        return first, end - first
+
+    def stage_warmup(self, stage_epochs: int) -> int:
+        """Alpha-frozen epochs at the start of a stage of `stage_epochs` epochs.
+
+        `warmup_epochs`, or the paper's 10 of 25 scaled: `round(0.4 * stage_epochs)`, at
+        most 10; either way at least one epoch of the stage trains the alphas.
+        """
+        if self.warmup_epochs is not None:
+            warmup = self.warmup_epochs
+        else:
+            scaled = self.PAPER_WARMUP_EPOCHS * stage_epochs / self.PAPER_STAGE_EPOCHS
+            warmup = min(self.PAPER_WARMUP_EPOCHS, math.floor(scaled + 0.5))
+        return max(0, min(warmup, stage_epochs - 1))
+
+    def skip_dropout_rate(self, epoch: int, epochs: int) -> float:
+        """The skip candidates' dropout rate in `epoch` of `epochs` (reference schedule).
+
+        With `p0 = skip_dropout[stage]`, L the stage's epochs, W its warm-up and e the
+        epoch in the stage: `p0 * (L - e - 1) / L` while e < W, then `p0 * exp(-0.2 *
+        (e - W))` (P-DARTS `train_search.py`: `model.module.p`).
+        """
+        stage = self.stage_of(epoch, epochs)
+        first, length = self.stage_bounds(stage, epochs)
+        warmup, e, rate = self.stage_warmup(length), epoch - first, self.skip_dropout[stage]
+        if e < warmup:
+            return rate * (length - e - 1) / length
+        return rate * math.exp(-self.DROPOUT_DECAY * (e - warmup))
+
+    def alphas_frozen(self, epoch: int) -> bool:
+        """True in the warm-up epochs of each stage (needs the supernet's epochs)."""
+        epochs = self._supernet_epochs
+        if epochs is None:
+            return False
+        first, length = self.stage_bounds(self.stage_of(epoch, epochs), epochs)
+        return epoch - first < self.stage_warmup(length)
+
     def start_supernet_stage(self, epoch: int, epochs: int) -> bool:
-        self.check_epochs(epochs)
-        stage = min(self.num_stages - 1, epoch * self.num_stages // epochs)
+        super().start_supernet_stage(epoch, epochs)
+        stage = self.stage_of(epoch, epochs)
         rebuild = False
         while self.stage < stage:
             self._sync_from_rule()
-            self._drop_candidates(self.keep[self.stage], last=self.stage + 1 == self.num_stages - 1)
+            self._drop_candidates(self.keep[self.stage])
             self.stage += 1
             self.stage_start = epoch
-            # A new stage starts from fresh alphas and a fresh alpha optimizer.
+            # A new stage starts from fresh alphas, alpha optimizer and dropout masks.
             self._alphas, self._step_state, self._architecture_step = {}, None, None
+            self._dropout_random_state = None
             rebuild = True
-        self._dropout_rate = self.skip_dropout[self.stage] * math.exp(
-            -0.2 * (epoch - self.stage_start)
-        )
+        self._dropout_rate = self.skip_dropout_rate(epoch, epochs)
         if self._rule is not None and not rebuild:
             self._rule.set_dropout_rate(self._dropout_rate)
         return rebuild
 
-    def _drop_candidates(self, keep: int, last: bool) -> None:
+    def _drop_candidates(self, keep: int) -> None:
+        # The reference's `get_min_k` between stages: `none` is ranked like the others;
+        # the final derivation leaves it out (`get_min_k_no_zero`).
         candidates = self._structure["candidates"]
         self._excluded = derivation.drop_candidates(
-            self.softmax(), candidates, self._excluded, keep, last
+            self.softmax(), candidates, self._excluded, keep, last=False
         )
         logger.info("PDARTS stage %d: kept %s", self.stage + 2, {
             name: [candidate_label(values[i]) for i in range(len(values))
@@ -679,16 +804,44 @@ class PDARTS(DARTS):
         })  # fmt: skip
 
     def derive(self, space=None, rng=None) -> encoding.Values:
-        """The DARTS derivation, then at most `max_skip_connections` skips in the normal
-        cell: the weakest extra skip edges take their next-best operation."""
+        """The DARTS derivation without `none`, then at most `max_skip_connections` skips in
+        the normal cell: the weakest extra skip edges take their next-best operation.
+
+        `none` competes between stages but is removed at the end (the reference's
+        `get_min_k_no_zero`), on every layer choice, cell edge or not (e.g. NAS-Bench-201's
+        edges), unless it is all a choice has left.
+        """
+        no_none = self._none_indices()
+
+        def derive_without_none(forbidden):
+            merged = {name: [*no_none.get(name, []), *forbidden.get(name, [])]
+                      for name in {*no_none, *forbidden}}  # fmt: skip
+            return self._derive(space, rng, merged)
+
         return derivation.cap_skip_connections(
-            lambda forbidden: self._derive(space, rng, forbidden),
+            derive_without_none,
             self._structure,
             self.softmax(),
             max_skip_connections=self.max_skip_connections,
             skip_op=self.skip_op,
             normal_scope=self.normal_scope,
         )
+
+    def _none_indices(self) -> dict[str, list[int]]:
+        """`{layer_choice_name: [index of none]}` where another candidate is still kept."""
+        result = {}
+        for name, values in self._structure.get("candidates", {}).items():
+            kept = [i for i in range(len(values)) if i not in self._excluded.get(name, [])]
+            nones = [i for i in kept if derivation.is_op(values[i], derivation.NONE_OP)]
+            if nones and len(nones) < len(kept):
+                result[name] = nones
+        return result
+
+    def _sync_from_rule(self) -> None:
+        super()._sync_from_rule()
+        random_state = None if self._rule is None else self._rule.get_random_state()
+        if random_state is not None:
+            self._dropout_random_state = random_state
 
     def _differentiable_state(self) -> dict[str, Any]:
         state = super()._differentiable_state()
@@ -697,6 +850,7 @@ class PDARTS(DARTS):
             "stage_start": self.stage_start,
             "excluded": self._excluded,
             "dropout_rate": self._dropout_rate,
+            "dropout_random_state": self._dropout_random_state,
         }
         return state
 
@@ -705,4 +859,8 @@ class PDARTS(DARTS):
         self.stage, self.stage_start = int(stages["stage"]), int(stages["stage_start"])
         self._excluded = {k: list(v) for k, v in stages["excluded"].items()}
         self._dropout_rate = float(stages["dropout_rate"])
+        random_state = stages.get("dropout_random_state")
+        self._dropout_random_state = None if random_state is None else list(random_state)
+        if self._rule is not None:
+            self._rule.set_random_state(self._dropout_random_state)
         super()._set_differentiable_state(state)

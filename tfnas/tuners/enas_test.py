@@ -15,6 +15,8 @@ from tfnas.tuners import enas
 from tfnas.tuners import multi_trial_testing as testing
 
 SMALL = {"hidden_size": 4, "seed": 0}
+# One sample per update and a larger step, so that a few updates move the policy.
+FAST = {"controller_batch_size": 1, "learning_rate": 0.02, "entropy_weight": 0.05}
 
 
 def _space() -> keras_tuner.HyperParameters:
@@ -71,11 +73,45 @@ def _training_samples(oracle: enas.ENAS, count: int) -> list[dict]:
         ({"baseline_decay": 1.0}, r"baseline_decay must be in \[0, 1\)\. Received: "),
         ({"entropy_weight": -0.1}, r"entropy_weight must be >= 0\. Received: entropy_weight=-0\.1"),
         ({"bn_recalibration_batches": -1}, r"bn_recalibration_batches must be >= 0"),
+        (
+            {"controller_batch_size": 0},
+            r"^controller_batch_size must be >= 1\. Received: controller_batch_size=0$",
+        ),
     ],
 )
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         enas.ENAS(**kwargs)
+
+
+def test_controller_defaults_are_the_reference_micro_search():
+    oracle = enas.ENAS(seed=0)
+    controller = oracle.controller
+    assert (oracle.controller_steps, oracle.controller_batch_size) == (30, 10)
+    assert controller.hidden_size == 64 and controller.optimizer_name == "adam"
+    assert controller.learning_rate == 0.0035
+    assert controller.baseline_decay == 0.99
+    assert controller.entropy_weight == 1e-4
+    assert controller.batch_size == 10
+    # Logits bounded by 1.10 tanh(.), 1.10 / 2.5 on operations, no temperature.
+    assert controller.temperature is None
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("node2/inputs", ["0,1", "0", "1"])
+    hp.Choice("node2/op", ["conv3x3", "skip"])
+    hp.Choice("depth", [1, 2])
+    decisions = {d.name: d for d in encoding.SpaceEncoding(hp).decisions}
+    assert controller.tanh_constant(decisions["node2/inputs"]) == pytest.approx(1.10)
+    assert controller.tanh_constant(decisions["node2/op"]) == pytest.approx(1.10 / 2.5)
+    assert controller.tanh_constant(decisions["depth"]) == pytest.approx(1.10)
+    assert enas.ENAS(tanh_constant=None).controller.tanh_constant(decisions["depth"]) is None
+
+
+def test_each_controller_step_learns_from_a_batch_of_samples():
+    oracle = _oracle(controller_steps=3, controller_batch_size=4)
+    calls = []
+    oracle.on_supernet_epoch_end(0, lambda values: calls.append(values) or 1.0)
+    assert len(calls) == 12
+    assert oracle.controller.num_updates == 3
 
 
 def test_registered_as_an_oracle():
@@ -85,7 +121,8 @@ def test_registered_as_an_oracle():
 
 @pytest.mark.parametrize("objective", ["val_accuracy", "val_loss"])
 def test_epoch_end_rewards_train_the_controller(objective):
-    oracle = _oracle(objective=objective, controller_steps=30)
+    # Unbounded logits (the bound would cap "pool" at e^c / (e^c + 2 e^-c) = 0.546).
+    oracle = _oracle(objective=objective, controller_steps=30, tanh_constant=None, **FAST)
 
     # `evaluate` returns rewards, higher is better, whatever the objective's direction.
     def evaluate(values):
@@ -106,16 +143,25 @@ def test_epoch_end_rewards_train_the_controller(objective):
     assert sum(v["op0"] == "pool" for v in proposals) > 10
 
 
+def test_the_tanh_bound_caps_an_operation_choice_probability():
+    oracle = _oracle(controller_steps=30, **FAST)
+    for epoch in range(2):
+        oracle.on_supernet_epoch_end(epoch, lambda v: 1.0 if v["op0"] == "pool" else 0.0)
+    c = 1.10 / 2.5
+    cap = math.exp(c) / (math.exp(c) + 2 * math.exp(-c))
+    assert 1 / 3 < _marginal(oracle, "op0", "pool") <= cap + 1e-9
+
+
 def test_non_finite_rewards_are_not_learned_from():
-    oracle = _oracle(controller_steps=5)
+    oracle = _oracle(controller_steps=5, controller_batch_size=2)
     oracle.on_supernet_epoch_end(0, lambda values: float("nan"))
     assert oracle.controller.num_updates == 0
-    assert oracle.controller.num_failed == 5
+    assert oracle.controller.num_failed == 10
     assert oracle.epoch_rewards == [None]
 
 
 def test_training_samples_do_not_train_the_controller_or_count_as_seen(tmp_path):
-    oracle = enas.ENAS(objective=testing.OBJECTIVE, max_trials=10, **SMALL)
+    oracle = enas.ENAS(objective=testing.OBJECTIVE, max_trials=10, **SMALL, **FAST)
     tuner = testing.FakeTuner(
         oracle=oracle, hypermodel=testing.tiny_space_build, directory=str(tmp_path)
     )
@@ -199,7 +245,10 @@ def test_search_with_a_tuner(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((256, 8, 8, 1), dtype="float32")
     y = rng.integers(0, 10, 256)
-    oracle = enas.ENAS(max_trials=3, controller_steps=4, bn_recalibration_batches=2, **SMALL)
+    oracle = enas.ENAS(
+        max_trials=3, controller_steps=4, controller_batch_size=2, bn_recalibration_batches=2,
+        **SMALL,
+    )  # fmt: skip
     tuner = tfnas.Tuner(_build, oracle=oracle, directory=str(tmp_path), project_name="enas")
     tuner.search(
         x[:192], y[:192], validation_data=(x[192:], y[192:]), epochs=2, batch_size=64, verbose=0

@@ -7,16 +7,21 @@ temperature tau: `softmax((alpha + g) / tau)`, which becomes one-hot as tau goes
 
 - SNAS (Xie et al. 2018, arXiv 1812.09926): the relaxed sample mixes every candidate
   (soft), tau anneals exponentially, weights and alphas minimize one loss (the training
-  loss) and an optional resource term adds the expected multiply-adds of the sampled
-  network, `lambda * sum_k Z_k * MACs_k`.
+  loss of the sampled network) in one backward pass per step
+  (`architecture_steps.SingleLossStep`), and an optional resource term penalizes the
+  sampled network's multiply-adds with the paper's score-function gradient
+  (`architecture_steps.ResourceScore`).
 - GDAS (Dong & Yang 2019, arXiv 1910.04465): the forward pass computes only the sampled
   candidate, scaled by the straight-through weight `h = one_hot - stop_gradient(y) + y`
-  (value 1, gradient that of the relaxed sample y), so a step costs about one path; tau
-  anneals linearly from 10 to 0.1 and alphas are trained on the validation split.
+  (value 1, gradient that of the relaxed sample y), plus the other candidates' weights
+  (0 in value), as the authors' `forward_gdas` does, so a step costs about one path and
+  every alpha gets a gradient; tau anneals linearly from 10 to 0.1 and alphas are
+  trained on the validation split.
 
 The Gumbel noise is drawn from the oracle's seeded training random state before every
-alpha and weight step (the architecture step's `GumbelSampling` hook) and assigned to the
-rule, so a resumed search draws the same samples.
+alpha and weight step (SNAS: before every step, which both share; the architecture
+step's `GumbelSampling` hook) and assigned to the rule, so a resumed search draws the
+same samples.
 """
 
 from __future__ import annotations
@@ -86,18 +91,25 @@ class _GumbelOracle(DifferentiableOracle):
 class SNAS(_GumbelOracle):
     """SNAS (Xie et al. 2018): stochastic NAS with a soft Gumbel-softmax relaxation.
 
-    Every step mixes all candidates with a fresh Gumbel-softmax sample `Z`; weights and
-    alphas minimize the same training loss (no validation split for alphas: the alpha
-    step takes its own batch of the training split, then the engine takes the weight step
-    on another sample), plus `resource_weight * sum over choice layers of sum_k Z_k * MMACs_k`
-    (the sampled network's multiply-adds in millions, SNAS's resource constraint). The
-    temperature anneals exponentially from `temperature[0]` to `temperature[1]`. The
-    derived architecture is the argmax of alpha, as for DARTS.
+    Every training step mixes all candidates with one fresh Gumbel-softmax sample `Z`;
+    weights and alphas minimize the same loss, the training loss of that sample, from one
+    forward and one backward pass (`architecture_steps.SingleLossStep`: the engine's
+    weight step also applies the alphas' gradient with their Adam; no validation split).
+    With `resource_weight`, the resource constraint of the paper (sec. 2.4) is added for
+    the alphas: the sampled network's cost `C(Z) = sum_i sum_k Z_ik * MMACs_ik`
+    (multiply-adds in millions, per choice), with the score-function gradient
+    `lambda * C(Z_i) * grad log p_alpha(Z_i)` ("score", the paper's and the authors'
+    default `policy_gradient`) or the reparameterized one of `lambda * C(Z)`
+    ("reparameterization", the code's `reparametrization`). The temperature anneals
+    exponentially from `temperature[0]` to `temperature[1]`. The derived architecture is
+    the argmax of alpha, as for DARTS. The supernet is trained without a distribution
+    strategy (the single step updates the alphas on one device).
 
     Args:
         temperature: `(initial, final)` tau, both > 0 (default (1.0, 0.03): SNAS starts at
             1 and decays by 0.97 per epoch, about 0.03 after 100 epochs).
         resource_weight: lambda of the resource term (>= 0; 0 disables it).
+        resource_gradient: "score" or "reparameterization" (see above).
         **kwargs: the arguments of `DifferentiableOracle` (arch_learning_rate, ...).
     """
 
@@ -110,24 +122,36 @@ class SNAS(_GumbelOracle):
         *,
         temperature: Sequence[float] = (1.0, 0.03),
         resource_weight: float = 0.0,
+        resource_gradient: str = "score",
         **kwargs,
     ):
         self.resource_weight = validation.check_float("resource_weight", resource_weight, low=0.0)
+        self.resource_gradient = validation.check_one_of(
+            "resource_gradient", resource_gradient, ("score", "reparameterization")
+        )
         super().__init__(objective, max_trials, temperature=temperature, **kwargs)
 
     def _architecture_step_options(self, steps) -> dict[str, Any]:
         options = super()._architecture_step_options(steps)
         if self.resource_weight:
-            options["loss_term"] = steps.ExpectedMacs(self.resource_weight)
+            term = steps.ResourceScore if self.resource_gradient == "score" else steps.ExpectedMacs
+            options["loss_term"] = term(self.resource_weight)
         return options
+
+    def _new_architecture_step(self, steps, **options):
+        options.pop("alphas_frozen", None)
+        return steps.SingleLossStep(**options)
 
 
 class GDAS(_GumbelOracle):
     """GDAS (Dong & Yang 2019): one Gumbel-max sampled path per step, straight-through.
 
     Each step computes only the sampled candidate of every choice (`keras.ops.switch`), so
-    a step costs about one path in time and memory; the straight-through weight passes
-    the Gumbel-softmax gradient to alpha. Alphas are trained on the validation split
+    a step costs about one path in time and memory. As in the authors' `forward_gdas`
+    (`sum(h[k] * op_k(x) if k == argmax else h[k] for k ...)`), the output is the sampled
+    candidate times its straight-through weight plus the other candidates' weights, which
+    are 0 in value but pass the Gumbel-softmax gradient, so every alpha learns at every
+    step (not only the sampled candidate's). Alphas are trained on the validation split
     (bilevel, first order), weights on the training split, each step with a fresh sample.
     The temperature anneals linearly from 10 to 0.1, as in the paper.
 

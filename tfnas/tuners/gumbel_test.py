@@ -11,6 +11,7 @@ import tfnas
 from tfnas import blocks
 from tfnas.blocks.rules import GumbelMixture
 from tfnas.blocks.supernet import SupernetHyperParameters
+from tfnas.engine import architecture_steps
 from tfnas.latency import tflite
 from tfnas.tuners import gumbel
 from tfnas.tuners.differentiable_testing import (
@@ -77,17 +78,31 @@ def test_hard_mixture_computes_one_path_with_the_straight_through_gradient():
     for candidate in choice.candidates:
         candidate.calls = 0
     x = tf.constant([[1.0, -2.0, 3.0]])
+    upstream = np.array([[0.7, -1.3, 2.1]], "float32")  # d loss / d output
     alpha = rule.alpha_variables[0]
     with tf.GradientTape() as tape:
         out = model(x)
-        loss = tf.reduce_sum(out)
+        loss = tf.reduce_sum(out * upstream)
     # The value is the sampled candidate's output, exactly (straight-through weight 1).
     np.testing.assert_allclose(out, 3 * x.numpy(), rtol=1e-6)
     assert [c.calls for c in choice.candidates] == [0, 0, 1]
-    # d loss / d alpha_j = sum(x3) * d y_2 / d alpha_j, y = softmax((alpha + g) / tau).
-    y = _gumbel_softmax(tau)
-    expected = float(np.sum(3 * x.numpy())) * y[2] * (np.eye(3)[2] - y) / tau
-    np.testing.assert_allclose(tape.gradient(loss, alpha.value), expected, rtol=1e-5)
+    # GDAS's forward is `h_2 * op_2(x) + h_0 + h_1` (h the straight-through one-hot), so
+    # d loss / d h = [sum(upstream), sum(upstream), sum(upstream * op_2(x))] and the alpha
+    # gradient is that of the surrogate f(alpha) = sum_k c_k * y_k(alpha),
+    # y = softmax((alpha + g) / tau): checked by central differences, every candidate.
+    c = np.array([upstream.sum(), upstream.sum(), (upstream * 3 * x.numpy()).sum()])
+
+    def surrogate(a):
+        z = (a + NOISE) / tau
+        return float(c @ (np.exp(z) / np.exp(z).sum()))
+
+    h = 1e-3
+    numeric = np.array([
+        (surrogate(ALPHA + h * e) - surrogate(ALPHA - h * e)) / (2 * h) for e in np.eye(3)
+    ])  # fmt: skip
+    gradient = tape.gradient(loss, alpha.value).numpy()
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-3, atol=1e-5)
+    assert np.all(np.abs(gradient) > 1e-3)  # the two unsampled candidates learn too
     # One-architecture mode computes the chosen candidate whatever the noise.
     rule.set_architecture({"op": "x1"})
     np.testing.assert_allclose(model(x), x.numpy(), rtol=1e-6)
@@ -175,11 +190,13 @@ def test_gdas_alpha_steps_learn_the_better_candidate():
     assert oracle.derive() == {"op": "identity"}
 
 
-def test_snas_resource_term_is_the_expected_multiply_adds():
-    oracle = gumbel.SNAS(seed=0, resource_weight=1e4, arch_learning_rate=0.05)
+def test_snas_resource_terms():
+    # The reparameterized form: lambda * sum_k Z_k * MMACs_k.
+    oracle = gumbel.SNAS(seed=0, resource_weight=1e4, resource_gradient="reparameterization")
     rule, model = supernet(oracle, two_choices)
-    validation, training = classification_data()[2], classification_data(seed=1)[2]
-    resource = Connected(oracle, rule, model, validation, training).architecture_step.loss_term
+    training = classification_data(seed=1)[2]
+    resource = Connected(oracle, rule, model, None, training).architecture_step.loss_term
+    assert isinstance(resource, architecture_steps.ExpectedMacs)
     # Dense(8) on 8 features: 64 multiply-adds; the skip: none.
     macs = dict(resource.candidate_macs)
     np.testing.assert_allclose(macs["op0"], [64e-6, 0.0])
@@ -188,14 +205,30 @@ def test_snas_resource_term_is_the_expected_multiply_adds():
     rule.set_temperature(1.0)
     assert float(resource.expected_macs()) == pytest.approx(64e-6 * (0.5 + 0.75))
     assert float(resource()) == pytest.approx(1e4 * 64e-6 * 1.25)
+    # The paper's score-function form is the default (its math: architecture_steps_test).
+    oracle = gumbel.SNAS(seed=0, resource_weight=1.0)
+    rule, model = supernet(oracle, two_choices)
+    step = Connected(oracle, rule, model, None, training).architecture_step
+    assert isinstance(step, architecture_steps.SingleLossStep)
+    assert isinstance(step.loss_term, architecture_steps.ResourceScore)
 
-    # The term pushes alphas towards the cheaper candidate, compared to no resource term.
+
+@pytest.mark.parametrize("resource_gradient", ["score", "reparameterization"])
+def test_snas_resource_term_pushes_alphas_to_the_cheaper_candidate(resource_gradient):
     def skip_probability(resource_weight):
-        snas = gumbel.SNAS(seed=0, resource_weight=resource_weight, arch_learning_rate=0.05)
+        snas = gumbel.SNAS(
+            seed=0,
+            resource_weight=resource_weight,
+            resource_gradient=resource_gradient,
+            arch_learning_rate=0.05,
+        )
         rule, model = supernet(snas, two_choices)
-        connected = Connected(snas, rule, model, None, classification_data(n=32, batch=8)[2])
+        x, y, data = classification_data(n=32, batch=8)
+        connected = Connected(snas, rule, model, None, data)
         for step in range(8):
             connected.prepare_step(step, step / 8)
+            batch = slice(8 * (step % 4), 8 * (step % 4) + 8)
+            model.train_on_batch(x[batch], y[batch])  # weights and alphas: one pass
         return np.mean([p[1] for p in snas.softmax().values()])
 
     assert skip_probability(1e4) > skip_probability(0.0) + 0.05

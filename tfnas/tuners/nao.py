@@ -24,7 +24,8 @@ class NAO(multi_trial.MultiTrialOracle):
         **kwargs: The other arguments of `MultiTrialOracle` (hyperparameters, seed,
             allow_duplicates, num_bins, ...), forwarded to it.
         **model_kwargs: `embedding_size`, `hidden_size`, `train_steps`, `learning_rate`,
-            `predictor_weight`, `step_size`, `max_ascent_steps` of `ArchitectureOptimizer`.
+            `predictor_weight`, `step_size`, `max_ascent_steps` and `model` ("mlp", the
+            default, or "lstm", the paper's encoder-decoder) of `ArchitectureOptimizer`.
 
     Example:
 
@@ -43,6 +44,7 @@ class NAO(multi_trial.MultiTrialOracle):
         "predictor_weight",
         "step_size",
         "max_ascent_steps",
+        "model",
     )
 
     def __init__(

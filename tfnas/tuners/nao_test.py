@@ -14,6 +14,7 @@ SMALL_TRAINING = {**SMALL, "train_steps": 20}
         ({"batch_size": 0}, r"batch_size must be >= 1\. Received: batch_size=0"),
         ({"predictor_weight": 1.5}, r"predictor_weight must be in \[0, 1\]\. Received: "),
         ({"step_size": 0.0}, r"step_size must be > 0\. Received: step_size=0\.0"),
+        ({"model": "gru"}, r"model must be one of \['lstm', 'mlp'\]"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
@@ -44,3 +45,7 @@ def test_keras_tuner_search(tmp_path):
     oracle = nao.NAO(objective="val_accuracy", max_trials=2, seed=0, **SMALL_TRAINING)
     testing.tiny_keras_search(oracle, tmp_path)
     assert len(oracle.trials) == 2
+
+
+def test_lstm_model_resumes_the_same_sequence(tmp_path):
+    testing.check_resume(nao.NAO, tmp_path, 6, 6, model="lstm", **SMALL_TRAINING)

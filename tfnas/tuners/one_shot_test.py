@@ -44,25 +44,60 @@ def test_fairnas_trains_every_candidate_once_per_step():
     assert set(a["depth"] for a in rule.architectures) == {0, 1}
 
 
-def test_one_shot_path_dropout_schedule():
-    oracle = tfnas.oracles.OneShot(max_drop_rate=0.5, seed=0)
-    rule = blocks.PathDropout()
-    supernet = build(blocks.SupernetHyperParameters(rule))
-    assert supernet is not None
+def test_one_shot_drops_each_of_k_paths_with_rate_to_the_1_over_k():
+    oracle = tfnas.oracles.OneShot(max_drop_rate=0.5, ghost_batches=4, seed=0)
+    rule = oracle.make_mixing_rule()
+    build(blocks.SupernetHyperParameters(rule))
+    assert {n: rule.num_candidates(n) for n in rule.choice_names} == {
+        "op0": 3, "op1": 3, "depth": 2
+    }  # fmt: skip
     oracle.prepare_training_step(rule, 0, 0, progress=0.0)
-    assert all(
-        float(np.sum(rule._masks[n].numpy())) == rule.num_candidates(n) for n in rule.choice_names
-    )
-    kept = collections.Counter()
-    for step in range(200):
-        oracle.prepare_training_step(rule, step, 0, progress=0.99)
+    assert all(rule.masks(n).min() == 1.0 for n in rule.choice_names)
+    # At 80% of training r = 0.4: each of k paths is dropped with probability 0.4 ** (1/k).
+    draws = 800
+    dropped = collections.Counter()
+    all_dropped = collections.Counter()
+    for step in range(draws):
+        oracle.prepare_training_step(rule, step, 0, progress=0.8)
         for name in rule.choice_names:
-            mask = rule._masks[name].numpy()
-            assert mask.sum() >= 1
-            kept[name] += mask.mean()
-    assert 0.45 < kept["op0"] / 200 < 0.7
+            masks = rule.masks(name)
+            assert masks.shape == (4, rule.num_candidates(name))
+            dropped[name] += (masks == 0).sum()
+            all_dropped[name] += (masks.sum(axis=1) == 0).sum()
+    for name, k in (("op0", 3), ("op1", 3), ("depth", 2)):
+        frequency = dropped[name] / (draws * 4 * k)
+        expected = 0.4 ** (1 / k)
+        # The frequency's standard deviation is at most 0.006: 4.5 of them.
+        assert abs(frequency - expected) < 0.027, (name, frequency, expected)
+        # All k paths together: r itself.
+        assert abs(all_dropped[name] / (draws * 4) - 0.4) < 0.04
+    assert oracle.drop_probability(3, 0.8) == pytest.approx(0.4 ** (1 / 3))
     with pytest.raises(ValueError, match="max_drop_rate"):
         tfnas.oracles.OneShot(max_drop_rate=1.0)
+    with pytest.raises(ValueError, match="ghost_batches must be >= 1. Received: ghost_batches=0"):
+        tfnas.oracles.OneShot(ghost_batches=0)
+
+
+def test_path_dropout_masks_are_per_ghost_batch():
+    rule = blocks.PathDropout(ghost_batches=4)
+    choice = blocks.LayerChoice(
+        "op",
+        [keras.layers.Identity(), keras.layers.Rescaling(2.0)],
+        [{"op": "skip"}, {"op": "double"}],
+        rule,
+    )
+    x = np.ones((8, 3), dtype="float32")
+    choice(x)  # Builds the mask variable.
+    rule.set_masks({"op": [[1, 0], [0, 1], [1, 1], [0, 0]]})
+    # Examples 2i and 2i + 1 share ghost batch i: skip, double, their mean, nothing.
+    np.testing.assert_allclose(choice(x)[:, 0], [1, 1, 2, 2, 1.5, 1.5, 0, 0])
+    # A batch of 2: examples 0 and 1 take rows 0 * 4 // 2 and 1 * 4 // 2.
+    np.testing.assert_allclose(choice(x[:2])[:, 0], [1, 1.5])
+    # One row for the whole batch is broadcast to every ghost batch.
+    rule.set_masks({"op": [0, 1]})
+    np.testing.assert_allclose(choice(x)[:, 0], [2] * 8)
+    with pytest.raises(ValueError, match=r"The mask of choice 'op' must have 2 values"):
+        rule.set_masks({"op": [1, 0, 1]})
 
 
 def test_path_dropout_layer_round_trip_and_tflite():
@@ -73,7 +108,7 @@ def test_path_dropout_layer_round_trip_and_tflite():
             "op",
             [keras.layers.Conv2D(4, 3, padding="same"), keras.layers.Identity()],
             [{"op": "conv"}, {"op": "skip"}],
-            blocks.PathDropout(),
+            blocks.PathDropout(ghost_batches=2),
         ),
         (6, 6, 4),
     )
@@ -149,3 +184,34 @@ def test_supernet_trains_under_mirrored_strategy_on_two_cpus(tmp_path):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("replicas 2 trials 2"), last
     assert "Mirrored" in last
+
+
+def _sanity_build(hp):
+    from tfnas.tuners import multi_trial_testing as testing
+
+    return testing.sanity_build(hp)
+
+
+def test_spos_search_is_the_papers_evolution_under_constraints(tmp_path):
+    from tfnas.tuners import multi_trial_testing as testing
+
+    oracle = tfnas.oracles.SPOS(
+        objective=testing.OBJECTIVE, max_trials=100, population_size=6, top_k=3,
+        generations=4, constraints={"flops": 8}, seed=0,
+    )  # fmt: skip
+    assert oracle.algorithm.population_size == 6 and oracle.algorithm.top_k == 3
+    # A cost function as the tuner would set: "flops" = sum of the decisions' values.
+    oracle.cost_function = lambda values: {"flops": sum(values[f"d{i}"] for i in range(6))}
+    tuner = testing.FakeTuner(oracle=oracle, hypermodel=_sanity_build, directory=str(tmp_path))
+    tuner.search(verbose=0)
+    values = testing.trial_values(oracle)
+    assert len(values) == 6 * 4  # Four generations of six, then STOPPED before max_trials.
+    assert all(sum(v.values()) <= 8 for v in values)  # Over-budget candidates never run.
+    assert oracle.algorithm.finished
+    assert [h["mutation"] + h["crossover"] + h["random"] for h in oracle.algorithm.history] == [
+        6
+    ] * 4
+    aging = tfnas.oracles.SPOS(search="aging", population_size=4, sample_size=2)
+    assert type(aging.algorithm).__name__ == "AgingEvolution"
+    with pytest.raises(ValueError, match="search must be one of"):
+        tfnas.oracles.SPOS(search="nsga2")

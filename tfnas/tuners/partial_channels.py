@@ -23,8 +23,10 @@ the paper does.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
+from tfnas import validation
 from tfnas.results import alpha_logging
 from tfnas.tuners.differentiable import DARTS
 
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PCDARTS"]
 
+# The paper trains the supernet 50 epochs and the alphas from epoch 15 on.
+PAPER_EPOCHS, PAPER_WARMUP_EPOCHS = 50, 15
+
 
 class PCDARTS(DARTS):
     """PC-DARTS (Xu et al. 2019): DARTS on partial channels, with edge normalization.
@@ -42,7 +47,9 @@ class PCDARTS(DARTS):
     The supernet is built with `PartialChannelMixture`: each edge's mixed operation sees
     1/K of its input's channels (the rest bypass it and the channels are shuffled), which
     cuts the supernet's memory about K times, and every node weighs its incoming edges by
-    softmax(beta), learned with the alphas by the same Adam steps on validation batches.
+    softmax(beta), learned with the alphas by the same Adam steps on validation batches
+    (learning rate 6e-4), after an alpha-frozen warm-up of the first 30% of the epochs
+    (the paper: 15 of 50) in which only the weights train.
     The derivation keeps, per node, the `n_chosen` edges with the largest
     `max_{op != none} softmax(alpha)_op * softmax(beta)_edge` and their argmax operation.
 
@@ -61,8 +68,14 @@ class PCDARTS(DARTS):
         partial_channels: K (>= 1; the paper: 4 on CIFAR-10, 2 on ImageNet). Must divide
             the channels of every layer choice's input.
         edge_normalization: learn the per-edge weights beta (the paper: True).
-        **kwargs: the arguments of `DARTS` (order, arch_learning_rate, arch_weight_decay,
-            seed, ...). The paper uses the first order, arch_learning_rate=6e-4.
+        warmup_epochs: the first epochs, which train only the weights with the alphas
+            and betas frozen (>= 0). None (the default): the paper's 15 of 50 epochs
+            (`if epoch >= 15: architect.step(...)` in the authors' `train_search.py`);
+            with fewer than 50 epochs the same share, `round(0.3 * epochs)`, and at least
+            one epoch is left to the alphas.
+        arch_learning_rate: Adam learning rate of the alphas and betas (the paper: 6e-4).
+        **kwargs: the arguments of `DARTS` (order, arch_weight_decay, seed, ...). The
+            paper uses the first order.
 
     Example:
 
@@ -84,6 +97,8 @@ class PCDARTS(DARTS):
         *,
         partial_channels: int = 4,
         edge_normalization: bool = True,
+        warmup_epochs: int | None = None,
+        arch_learning_rate: float = 6e-4,
         **kwargs,
     ):
         from tfnas.blocks.rules.partial_channels import check_arguments
@@ -91,7 +106,35 @@ class PCDARTS(DARTS):
         self.partial_channels, self.edge_normalization = check_arguments(
             partial_channels, edge_normalization
         )
-        super().__init__(objective=objective, max_trials=max_trials, **kwargs)
+        self.warmup_epochs = (
+            None
+            if warmup_epochs is None
+            else validation.check_int("warmup_epochs", warmup_epochs, low=0)
+        )
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            arch_learning_rate=arch_learning_rate,
+            **kwargs,
+        )
+
+    def warmup(self, epochs: int) -> int:
+        """The alpha-frozen epochs of a search of `epochs` epochs.
+
+        `warmup_epochs`, or the paper's 15 of 50: `min(15, round(0.3 * epochs))`; never
+        all of them (at least one epoch trains the alphas).
+        """
+        if self.warmup_epochs is not None:
+            warmup = self.warmup_epochs
+        else:
+            scaled = PAPER_WARMUP_EPOCHS * epochs / PAPER_EPOCHS
+            warmup = min(PAPER_WARMUP_EPOCHS, math.floor(scaled + 0.5))
+        return max(0, min(warmup, epochs - 1))
+
+    def alphas_frozen(self, epoch: int) -> bool:
+        """True in the warm-up epochs (needs the supernet's epochs, known in training)."""
+        epochs = self._supernet_epochs
+        return epochs is not None and epoch < self.warmup(epochs)
 
     def _new_rule(self) -> PartialChannelMixture:
         from tfnas.blocks.rules import PartialChannelMixture

@@ -362,3 +362,32 @@ def test_input_choices_alone_are_refused():
 
 def test_registered_as_an_oracle():
     assert tfnas.oracles.get("pcdarts") is partial_channels.PCDARTS
+
+
+def test_alpha_frozen_warmup_and_learning_rate_default_to_the_paper():
+    oracle = partial_channels.PCDARTS()
+    assert oracle.arch_learning_rate == 6e-4
+    # The paper: 15 of 50 epochs; the same share for shorter searches, at most 15.
+    assert [oracle.warmup(n) for n in (50, 100, 10, 5, 2, 1)] == [15, 15, 3, 2, 1, 0]
+    assert partial_channels.PCDARTS(warmup_epochs=4).warmup(50) == 4
+    assert partial_channels.PCDARTS(warmup_epochs=4).warmup(3) == 2  # one alpha epoch left
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        partial_channels.PCDARTS(warmup_epochs=-1)
+
+
+def test_search_keeps_the_alphas_frozen_during_the_warmup(tmp_path):
+    (x, y), validation = weight_sharing_testing.data(32)
+    initial_rule, model = supernet(partial_channels.PCDARTS(seed=0), _tiny_cell)
+    initial = initial_rule.get_alphas()
+    oracle = partial_channels.PCDARTS(seed=0, bn_recalibration_batches=0, arch_learning_rate=0.05)
+    tuner = tfnas.Tuner(_tiny_cell, oracle=oracle, directory=str(tmp_path), project_name="w")
+    tuner.search(x, y, validation_data=validation, epochs=2, batch_size=16, verbose=0)
+    assert oracle.warmup(2) == 1
+    softmax = {name: np.exp(a) / np.sum(np.exp(a)) for name, a in initial.items()}
+    first = oracle.history[0]
+    for name, p in first["distributions"].items():
+        np.testing.assert_allclose(p, softmax[name], rtol=1e-6)  # epoch 1: frozen
+    for name, p in first["input_weights"].items():
+        np.testing.assert_allclose(p, softmax[name], rtol=1e-6)
+    second = oracle.history[1]["distributions"]
+    assert any(not np.allclose(second[n], softmax[n], rtol=1e-4) for n in second)

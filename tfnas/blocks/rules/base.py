@@ -28,6 +28,10 @@ class MixingRule:
     # Candidates are built for `channels // candidate_channel_divisor` channels (see
     # `candidate_channels`); 1 for every rule that feeds them the whole input.
     candidate_channel_divisor: int = 1
+    # True for rules that run one path per step: the trainer's optimizer then leaves
+    # the weights of the candidates that did not run untouched (see
+    # `tfnas.engine.supernet.update_only_the_trained_path`).
+    trains_one_path: bool = False
 
     def build(self, choice: LayerChoice | InputChoice) -> None:
         """Called once when a choice layer is built; may create per-name variables."""
@@ -49,6 +53,12 @@ class MixingRule:
         standard Keras layers only. Default: the candidate's exportable layer itself.
         """
         return exportable(choice.candidates[index])(inputs, **kwargs)
+
+    def export_input_choice(self, choice: InputChoice, index: int, inputs: list):
+        """The exported form of input choice `choice` with candidate `index` chosen,
+        applied to the symbolic `inputs` (see `export_layer_choice`). Default: the
+        reduction of the chosen inputs."""
+        return choice.reduce_exported([inputs[i] for i in choice.subsets[index]])
 
     def mix_layers(self, choice: LayerChoice, inputs, training=None):
         raise NotImplementedError(f"{type(self).__name__} does not implement mix_layers.")

@@ -8,6 +8,7 @@ temperature are variables set between steps (by `tfnas.engine.architecture_steps
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -22,7 +23,9 @@ class GumbelMixture(SoftmaxMixture):
 
     `set_noise` and `set_temperature` set g (per choice name) and tau between steps,
     without retracing. With `hard=True` (GDAS) only the sampled candidate runs
-    (`keras.ops.switch`), multiplied by the straight-through one-hot weight. In
+    (`keras.ops.switch`), multiplied by the straight-through one-hot weight `h`, and the
+    other candidates' weights `h_k` (0 in value) are added to the output, as the
+    authors' `forward_gdas` does, so every alpha gets the straight-through gradient. In
     one-architecture mode (`set_architecture`) both compute exactly that architecture.
 
     Args:
@@ -64,6 +67,17 @@ class GumbelMixture(SoftmaxMixture):
     def relaxed_weights(self, name: str):
         return keras.ops.softmax(self.sample_logits(name) / self._tau.value)
 
+    def sample_log_density(self, name: str):
+        """log p_alpha(Z) of the current relaxed sample Z of `name`, Z held fixed.
+
+        `concrete_log_density` of alpha at Z, with `stop_gradient` on Z, so the gradient
+        w.r.t. alpha is the score `grad_alpha log p_alpha(Z)` of the drawn sample (SNAS's
+        resource term). Excluded candidates are not supported here.
+        """
+        tau = self._tau.value
+        log_z = keras.ops.log_softmax(self.sample_logits(name) / tau)
+        return concrete_log_density(self.masked_logits(name), keras.ops.stop_gradient(log_z), tau)
+
     def mix_layers(self, choice, inputs, training=None):
         if not self.hard:
             return super().mix_layers(choice, inputs, training=training)
@@ -87,7 +101,37 @@ class GumbelMixture(SoftmaxMixture):
             )
             for i in range(size)
         ]
-        return keras.ops.switch(index, branches, inputs)
+        output = keras.ops.switch(index, branches, inputs)
+        # GDAS (`forward_gdas` in the authors' search_cells.py) adds the weights of the
+        # candidates it does not compute: `sum(h[k] * op_k(x) if k == argmax else h[k])`.
+        # They are 0 in value (so the output is the sampled path's), but each carries the
+        # straight-through gradient, so every candidate's alpha learns, not only the
+        # sampled one's. In one-architecture mode `weights` is that one-hot: the sum is 0.
+        unselected = keras.ops.sum(weights * (1.0 - keras.ops.one_hot(index, size)))
+        return output + keras.ops.cast(unselected, output.dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "hard": self.hard, "temperature": self.temperature}
+
+
+def concrete_log_density(logits, log_z, temperature):
+    """log-density of the Gumbel-softmax (Concrete) distribution at Z (last axis).
+
+    With logits alpha and temperature tau over n candidates (Maddison et al. 2017, eq. in
+    SNAS's appendix and its code's `logp`): `log (n-1)! + (n-1) log tau + sum_k (alpha_k -
+    (tau + 1) log Z_k) - n logsumexp_k(alpha_k - tau log Z_k)`, w.r.t. the Lebesgue
+    measure on the first n - 1 coordinates of the simplex.
+
+    Args:
+        logits: alpha, shape (..., n).
+        log_z: log Z of points of the simplex, shape (..., n).
+        temperature: tau (> 0).
+    """
+    n = int(logits.shape[-1])
+    tau = keras.ops.convert_to_tensor(temperature, dtype=log_z.dtype)
+    return (
+        float(math.lgamma(n))
+        + (n - 1) * keras.ops.log(tau)
+        + keras.ops.sum(logits - (tau + 1.0) * log_z, axis=-1)
+        - n * keras.ops.logsumexp(logits - tau * log_z, axis=-1)
+    )

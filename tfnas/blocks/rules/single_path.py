@@ -40,8 +40,10 @@ class SinglePath(MixingRule):
     The rule keeps an int variable per choice name; `set_architecture` points every choice
     at the candidates a `{name: value}` dict selects. The forward pass runs only the active
     candidate (`keras.ops.switch`), as single-path one-shot methods (SPOS, random search
-    with weight sharing, ENAS) need.
+    with weight sharing, ENAS) need; a step updates only the weights on its path.
     """
+
+    trains_one_path = True
 
     def __init__(self):
         self._indices: dict[str, keras.Variable] = {}

@@ -141,6 +141,28 @@ class SoftmaxMixture(MixingRule):
             self._dropout_rate = keras.Variable(0.0, dtype="float32", trainable=False)
         self._dropout_rate.assign(float(rate))
 
+    def get_random_state(self) -> list[int] | None:
+        """The state of the dropout masks' generator (None before the first mask).
+
+        P-DARTS keeps it in its oracle state, so a resumed search draws the masks an
+        uninterrupted one would.
+        """
+        if self._seed_generator is None:
+            return None
+        return [int(v) for v in keras.ops.convert_to_numpy(self._seed_generator.state.value)]
+
+    def set_random_state(self, state: Sequence[int] | None) -> None:
+        """Restores `get_random_state()` (None: keep the generator as it is)."""
+        if state is None:
+            return
+        generator = self._dropout_generator()
+        generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
+
+    def _dropout_generator(self):
+        if self._seed_generator is None:
+            self._seed_generator = keras.random.SeedGenerator(self.seed)
+        return self._seed_generator
+
     def use_mixture(self) -> None:
         """Back to the relaxed mixture (the search's training mode)."""
         if self._mixing is not None:
@@ -216,13 +238,12 @@ class SoftmaxMixture(MixingRule):
             or self.dropout_op not in choice.candidate_values[index].values()
         ):
             return output
-        if self._seed_generator is None:
-            self._seed_generator = keras.random.SeedGenerator(self.seed)
+        generator = self._dropout_generator()
         # Dropout only in mixture mode: a one-architecture pass (ranking, BN
         # recalibration) computes the plain candidate.
         rate = self._dropout_rate.value * self._mixing.value
         keep = keras.ops.cast(
-            keras.random.uniform(keras.ops.shape(output), seed=self._seed_generator) >= rate,
+            keras.random.uniform(keras.ops.shape(output), seed=generator) >= rate,
             output.dtype,
         )
         return output * keep / keras.ops.cast(1.0 - rate, output.dtype)
