@@ -8,6 +8,7 @@ import keras_tuner
 from tfnas.tuners.differentiable import DARTS, PDARTS, DARTSPlus
 from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
+from tfnas.tuners.fbnet import FBNet
 from tfnas.tuners.gumbel import GDAS, SNAS
 from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
@@ -39,6 +40,7 @@ ORACLES = {
     "snas": SNAS,
     "gdas": GDAS,
     "mixed_precision_dnas": MixedPrecisionDNAS,
+    "fbnet": FBNet,
 }
 
 

@@ -14,11 +14,22 @@ steers away from it. Deliberately not an oracle-side filter: for that, PNAS's ex
 would build a model for each of up to `num_candidates` candidates per stage to cost it,
 while a trial builds its model anyway. The exported best model is the best trial within
 the limits.
+
+Latency (`latency_target_ms`, `latency_table`): the latency of an architecture is the one
+a `tfnas.latency.LookupTable` predicts (each trial's `latency_ms`): the table given, or,
+with only a target (or an oracle that needs a table), one built on this machine first
+(`output_dir/latency_table_<space>.json`, resumed if interrupted). The target is a limit
+like `max_flops`, checked against the table's fastest architecture before any training;
+oracles that search for latency themselves (`FBNet`, `ProxylessNAS`) get the table and
+the target as arguments. The report shows the
+target, the best architecture's predicted latency and the latency measured on the
+exported `.tflite`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -31,7 +42,7 @@ import numpy as np
 from tfnas import data as data_lib
 from tfnas import latency, oracles, spaces, training, validation
 from tfnas.architecture import Architecture
-from tfnas.cost import COST_METRICS
+from tfnas.cost import COST_METRICS, LATENCY_METRIC
 from tfnas.engine.tuner import Tuner
 from tfnas.results import pareto
 from tfnas.results import report as report_lib
@@ -53,9 +64,21 @@ PROJECT_NAME = "search"
 # (the arguments of the same name, then the data's fingerprint), recorded there at the
 # first run. A KerasTuner oracle reloads its recorded seed whatever seed is passed.
 SEARCH_FILE = "search.json"
-SEARCH_ARGUMENTS = ("space", "oracle", "dataset", "seed", "max_flops", "max_params")
+SEARCH_ARGUMENTS = (
+    "space", "oracle", "dataset", "seed", "max_flops", "max_params", "latency_target_ms",
+)  # fmt: skip
 # The constraint arguments of `run_search` and the cost metric each bounds.
-CONSTRAINTS = {"max_flops": "flops", "max_params": "num_params"}
+CONSTRAINTS = {
+    "max_flops": "flops",
+    "max_params": "num_params",
+    "latency_target_ms": LATENCY_METRIC,
+}
+LATENCY_TABLE_FILE = "latency_table_{space}.json"
+
+
+def _format_cost(value: float) -> str:
+    """A cost for a line of text: thousands separators for counts, 4 digits for ms."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
 def _json_number(value):
@@ -200,7 +223,8 @@ class _TrialLines(_SearchTuner):
         )
         if over:
             result = "rejected untrained: " + ", ".join(
-                f"{name} {value:,.0f} > {limit:,.0f}" for name, (value, limit) in over.items()
+                f"{name} {_format_cost(value)} > {_format_cost(limit)}"
+                for name, (value, limit) in over.items()
             )
         elif trial.score is None:
             result = trial.status
@@ -249,6 +273,20 @@ def _best_trial(tuner: _SearchTuner) -> keras_tuner.engine.trial.Trial:
     )
 
 
+def _latency_rows(summary: dict) -> list[tuple[str, str]]:
+    """The report's latency target and predicted-latency rows (none without a table)."""
+    rows = []
+    if summary.get("latency_target_ms") is not None:
+        measured = summary["latency"]["median_ms"]
+        verdict = "met" if measured <= summary["latency_target_ms"] else "missed"
+        rows.append(
+            ("latency target", f"{summary['latency_target_ms']:.4f} ms ({verdict} as measured)")
+        )
+    if summary.get("predicted_latency_ms") is not None:
+        rows.append(("latency predicted", f"{summary['predicted_latency_ms']:.4f} ms (table)"))
+    return rows
+
+
 def _format_report(summary: dict) -> str:
     rows = [
         ("space", summary["space"]),
@@ -257,7 +295,9 @@ def _format_report(summary: dict) -> str:
             [
                 (
                     "constraint",
-                    ", ".join(f"{n} <= {v:,.0f}" for n, v in summary["constraints"].items()),
+                    ", ".join(
+                        f"{n} <= {_format_cost(v)}" for n, v in summary["constraints"].items()
+                    ),
                 )
             ]
             if summary.get("constraints")
@@ -269,6 +309,7 @@ def _format_report(summary: dict) -> str:
         ("test accuracy", f"{summary['test_accuracy']:.4f}"),
         ("parameters", f"{summary['num_params']:,}"),
         ("multiply-adds", f"{summary['flops']:,}"),
+        *_latency_rows(summary),
         ("tflite", f"{summary['tflite_quantize'] or 'float32'}"),
         ("tflite size", f"{summary['latency']['size_bytes'] / 1024:.1f} KiB"),
         ("latency median", f"{summary['latency']['median_ms']:.4f} ms"),
@@ -283,6 +324,41 @@ def _format_report(summary: dict) -> str:
     lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
     rule = "-" * max(len(line) for line in lines)
     return "\n".join([rule, *lines, rule])
+
+
+def _latency_table(path, hypermodel, space, output_dir, num_threads, quantize, verbose):
+    """The search's `LookupTable`, bound to `hypermodel`: the one at `path`, or one built
+    on this machine into `output_dir` (resumed if a build was interrupted).
+
+    Raises:
+        ValueError: when the table at `path` was measured on another machine, with other
+            threads or another precision, or lacks operations of the space.
+    """
+    runner = latency.LocalRunner(num_threads=num_threads)
+    if path is None:
+        output = os.path.join(output_dir, LATENCY_TABLE_FILE.format(space=space))
+        if verbose:
+            print(f"Building the latency table of {space!r} on this machine: {output}")
+        return latency.build_table(
+            hypermodel, runner, output, quantize=quantize,
+            progress=print if verbose else None,
+        )  # fmt: skip
+    table = latency.LookupTable.load(path)
+    recorded = table.fingerprint
+    if recorded.get("runner") == "local":
+        # This machine's fingerprint with the table's own runtime settings: another
+        # machine, LiteRT version, thread count or precision is refused.
+        expected = latency.LocalRunner(
+            runtime=recorded.get("runtime", "interpreter"), num_threads=num_threads,
+            xnnpack=recorded.get("xnnpack", True), statistic=recorded.get("statistic", "median"),
+        ).fingerprint()  # fmt: skip
+        table.check_fingerprint({**expected, "quantize": quantize})
+    elif recorded.get("quantize") != quantize:
+        raise ValueError(
+            f"The latency table {path!r} was measured with quantize={recorded.get('quantize')!r}"
+            f", this search exports with quantize={quantize!r} (--quantize)."
+        )
+    return table.bind(hypermodel)
 
 
 def run_search(
@@ -303,6 +379,8 @@ def run_search(
     then_train_epochs: int = 0,
     max_flops: float | None = None,
     max_params: float | None = None,
+    latency_target_ms: float | None = None,
+    latency_table: str | None = None,
     tensorboard: bool = True,
 ) -> dict:
     """Runs a search on a ready space and exports the best architecture.
@@ -332,6 +410,12 @@ def run_search(
         max_flops: if given, the most multiply-adds (`tfnas.cost.count_flops`) the best
             architecture may have: see the module docstring for how limits are enforced.
         max_params: if given, the most parameters it may have.
+        latency_target_ms: if given, the most milliseconds the best architecture may take
+            as the latency table predicts (see the module docstring).
+        latency_table: a `tfnas-latency-table` JSON file for this space and data (default
+            with a target: one built on this machine in `output_dir`). A table of another
+            machine (`--runner=local`), thread count or precision is refused; an adb
+            device's table is used as it is (the exported model is still timed here).
         tensorboard: write TensorBoard logs (curves, and every trial's hyperparameters
             and costs for the HParams dashboard) to `output_dir/tensorboard`.
 
@@ -358,6 +442,15 @@ def run_search(
             limits[CONSTRAINTS[name]] = validation.check_float(
                 name, value, low=0, low_inclusive=False
             )
+    if latency_target_ms is not None:
+        limits[LATENCY_METRIC] = validation.check_float(
+            "latency_target_ms", latency_target_ms, low=0, low_inclusive=False
+        )
+    if latency_table is not None and not os.path.isfile(os.fspath(latency_table)):
+        raise ValueError(
+            "latency_table (--latency_table) must be a latency table file written by "
+            f"tfnas-latency-table. Received: latency_table={latency_table!r}, no such file."
+        )
     latency.tflite.check_quantize(quantize)
     validation.check_writable_dir("output_dir", output_dir)
 
@@ -373,11 +466,21 @@ def run_search(
         "seed": seed,
         "max_flops": max_flops,
         "max_params": max_params,
+        "latency_target_ms": latency_target_ms,
         "data": data_fingerprint(data.x_train, data.y_train, data.x_val, data.y_val),
     }
     if not overwrite:
         check_same_search(project_dir, record)
     hypermodel = spaces.make(space, data.input_shape, data.num_classes)
+    parameters = inspect.signature(oracle_class).parameters
+    table = None
+    # FBNet and ProxylessNAS need a table: one is built here if none is given.
+    if latency_table is not None or latency_target_ms is not None or "latency_table" in parameters:
+        table = _latency_table(
+            latency_table, hypermodel, space, output_dir, num_threads, quantize, verbose
+        )
+        if latency_target_ms is not None:
+            table.check_target(latency_target_ms)  # Before any training.
     if getattr(oracle_class, "execution", "trials") == "supernet":
         # A weight-sharing oracle never proposes an architecture above its constraints.
         constraint_kwargs = {"constraints": limits} if limits else {}
@@ -385,6 +488,14 @@ def run_search(
     else:
         constraint_kwargs = {}
         objective = BudgetedAccuracy(limits) if limits else OBJECTIVE
+    if table is not None and "latency_table" in parameters:
+        constraint_kwargs["latency_table"] = table
+    if latency_target_ms is not None and "latency_target_ms" in parameters:
+        constraint_kwargs["latency_target_ms"] = latency_target_ms
+    if table is not None and "latency_unit" in parameters:
+        # FBNet's log(LAT) must be > 1: sub-millisecond networks take it in microseconds.
+        fast = table.fastest_architecture()[0] > math.e
+        constraint_kwargs["latency_unit"] = "ms" if fast else "us"
     oracle_instance = oracle_class(
         objective=objective, max_trials=max_trials, seed=seed, **constraint_kwargs
     )
@@ -399,6 +510,7 @@ def run_search(
         project_name=PROJECT_NAME,
         overwrite=overwrite,
         limits=limits,
+        latency_table=table,
     )
     # After the Tuner, which deletes the project directory when overwriting.
     os.makedirs(project_dir, exist_ok=True)
@@ -463,6 +575,8 @@ def run_search(
         "model_bytes": int(best_metrics["model_bytes"]),
         "tflite_quantize": quantize,
         "latency": report.to_dict(),
+        "latency_target_ms": latency_target_ms,
+        "predicted_latency_ms": None if table is None else table.predict(architecture.values),
         "files": paths,
     }
     front = tuner.pareto_front(PARETO_METRICS)

@@ -160,7 +160,7 @@ def test_search_records_what_it_searched(finished_search):
         record = json.load(f)
     assert {key: record[key] for key in pipeline.SEARCH_ARGUMENTS} == {
         "space": "nasbench201", "oracle": "random", "dataset": "digits", "seed": 0,
-        "max_flops": None, "max_params": None,
+        "max_flops": None, "max_params": None, "latency_target_ms": None,
     }  # fmt: skip
     assert record["oracle_class"].endswith(".RandomSearchOracle")
     assert len(record["data"]) == 64
@@ -360,3 +360,132 @@ def test_trial_records_follow_the_start_order_after_a_resume():
     oracle = types.SimpleNamespace(trials=trials, start_order=["0", "1", "2"])
     records = pipeline.trial_records(types.SimpleNamespace(oracle=oracle))
     assert [r["trial_id"] for r in records] == ["0", "1", "2"]
+
+
+# --- Latency targets --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nasbench201_table(tmp_path_factory):
+    """A synthetic latency table (ms = parameters / 1000, plus 0.1 ms per network) of the
+    digits nasbench201 space."""
+    from tfnas import data, spaces
+    from tfnas.latency import testing
+
+    info = data.DATASETS["digits"]
+    space = spaces.make("nasbench201", info.input_shape, info.num_classes)
+    table = testing.synthetic_table(space, fixed_ms=0.1)
+    return table.save(tmp_path_factory.mktemp("table") / "table.json")
+
+
+def test_latency_target_rejects_slower_architectures_and_is_reported(
+    tmp_path, capsys, nasbench201_table
+):
+    from tfnas.latency import LookupTable
+
+    table = LookupTable.load(nasbench201_table)  # Saved with the space's layout.
+    target = 15.0  # Random architectures of the space: 1.7 to 40 ms, median about 16.
+    out = str(tmp_path / "run")
+    summary = pipeline.run_search(
+        oracle="random", max_trials=3, epochs=1, output_dir=out, latency_runs=1,
+        latency_target_ms=target, latency_table=nasbench201_table, tensorboard=False,
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert results["constraints"] == {"latency_ms": target}
+    trials = results["trials"]
+    for trial in trials:
+        # Each trial's latency_ms is the table's prediction of its architecture.
+        assert trial["metrics"]["latency_ms"] == pytest.approx(table.predict(trial["values"]))
+    over = [t for t in trials if t["metrics"]["latency_ms"] > target]
+    within = [t for t in trials if t["metrics"]["latency_ms"] <= target]
+    assert over and within, [t["metrics"]["latency_ms"] for t in trials]
+    assert all("val_accuracy" not in t["metrics"] for t in over)
+    assert all("val_accuracy" in t["metrics"] for t in within)
+    assert summary["latency_target_ms"] == target
+    assert summary["predicted_latency_ms"] <= target
+    assert "latency target" in printed and "latency predicted" in printed
+    assert "rejected untrained: latency_ms" in printed
+
+
+def test_unreachable_latency_target_fails_before_training(tmp_path, nasbench201_table, monkeypatch):
+    monkeypatch.setattr(
+        pipeline.Tuner, "search", lambda *a, **k: pytest.fail("trained before the check")
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"No architecture of the space can meet latency_target_ms=0\.05 "
+        r"\(--latency_target_ms\): the fastest one .* takes 0\.1000 ms",
+    ):
+        pipeline.run_search(
+            output_dir=str(tmp_path), latency_target_ms=0.05,
+            latency_table=nasbench201_table, verbose=0,
+        )  # fmt: skip
+
+
+def test_bad_latency_arguments_are_named(tmp_path, nasbench201_table):
+    with pytest.raises(ValueError, match=r"latency_target_ms must be > 0\. Received: "):
+        pipeline.run_search(output_dir=str(tmp_path), latency_target_ms=-1.0)
+    with pytest.raises(ValueError, match=r"latency_table \(--latency_table\) must be a latency "
+                       r"table file .* Received: latency_table='none\.json', no such file"):  # fmt: skip
+        pipeline.run_search(output_dir=str(tmp_path), latency_table="none.json")
+    # A table measured on another machine (a local runner's fingerprint) is refused.
+    data = json.load(open(nasbench201_table))
+    data["fingerprint"] = {"runner": "local", "cpu": "another CPU", "quantize": None}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"was measured on another device or runtime"):
+        pipeline.run_search(output_dir=str(tmp_path / "o"), latency_table=str(other), verbose=0)
+    data["fingerprint"] = {"runner": "adb", "quantize": "int8"}
+    other.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"quantize='int8', this search exports with "
+                       r"quantize=None \(--quantize\)"):  # fmt: skip
+        pipeline.run_search(output_dir=str(tmp_path / "o"), latency_table=str(other), verbose=0)
+
+
+def test_a_target_without_a_table_builds_one_on_this_machine(tmp_path, monkeypatch):
+    built = {}
+
+    class Built(Exception):
+        pass
+
+    def build_table(space, runner, output, **kwargs):
+        built.update(output=output, runner=runner.fingerprint(), **kwargs)
+        raise Built
+
+    monkeypatch.setattr(pipeline.latency, "build_table", build_table)
+    with pytest.raises(Built):
+        pipeline.run_search(
+            output_dir=str(tmp_path), latency_target_ms=1.0, num_threads=2, verbose=0
+        )
+    assert built["output"] == os.path.join(str(tmp_path), "latency_table_nasbench201.json")
+    assert built["runner"]["runner"] == "local" and built["runner"]["num_threads"] == 2
+    assert built["quantize"] is None
+
+
+def test_latency_aware_oracles_get_the_table_and_target(tmp_path, monkeypatch, nasbench201_table):
+    received = {}
+
+    class Recorded(Exception):
+        pass
+
+    class Oracle:
+        execution = "supernet"
+
+        def __init__(self, objective, max_trials, seed, constraints=None, latency_table=None,
+                     latency_target_ms=None, latency_unit="ms"):  # fmt: skip
+            received.update(constraints=constraints, table=latency_table,
+                            target=latency_target_ms, unit=latency_unit)  # fmt: skip
+            raise Recorded
+
+    monkeypatch.setattr(pipeline.oracles, "get", lambda name: Oracle)
+    with pytest.raises(Recorded):
+        pipeline.run_search(
+            output_dir=str(tmp_path), latency_target_ms=15.0,
+            latency_table=nasbench201_table, verbose=0,
+        )  # fmt: skip
+    assert received["constraints"] == {"latency_ms": 15.0}
+    assert received["target"] == 15.0
+    assert received["table"].choices  # Bound to the space.
+    # The fastest architecture takes 0.1 ms: log(ms) < 1, so FBNet's unit is microseconds.
+    assert received["unit"] == "us"

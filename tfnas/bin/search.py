@@ -6,7 +6,9 @@ r"""tfnas-search: architecture search on a ready space, exported to .keras and .
 Writes best_model.keras, best_model.tflite, architecture.json, results.json and
 report.html (open it in a browser) to --output_dir, TensorBoard logs to
 --output_dir/tensorboard, and prints the best architecture's accuracy, size and TFLite
-latency. --max_flops / --max_params bound the found architecture's cost. Run it again with
+latency. --max_flops / --max_params bound the found architecture's cost, and
+--latency_target_ms its latency as a latency table predicts it (--latency_table, from
+tfnas-latency-table; built here first when not given). Run it again with
 the same --output_dir to resume an interrupted search (--overwrite to restart).
 """
 
@@ -64,6 +66,20 @@ _MAX_PARAMS = flags.DEFINE_float(
     None,
     "Most parameters the found architecture may have (enforced as --max_flops). Unset: no limit.",
     lower_bound=1,
+)
+_LATENCY_TARGET_MS = flags.DEFINE_float(
+    "latency_target_ms",
+    None,
+    "Most milliseconds the found architecture may take, as the latency table predicts "
+    "(enforced as --max_flops; FBNet and ProxylessNAS also search for it). Refused before "
+    "training when even the fastest architecture is slower. Unset: no target.",
+)
+_LATENCY_TABLE = flags.DEFINE_string(
+    "latency_table",
+    None,
+    "A latency table of this space and dataset from tfnas-latency-table (the device to "
+    "search for). Unset with --latency_target_ms: one is built on this machine into "
+    "--output_dir first.",
 )
 _TENSORBOARD = flags.DEFINE_boolean(
     "tensorboard",
@@ -123,6 +139,8 @@ def main(argv):
         then_train_epochs=_THEN_TRAIN_EPOCHS.value,
         max_flops=_MAX_FLOPS.value,
         max_params=_MAX_PARAMS.value,
+        latency_target_ms=_LATENCY_TARGET_MS.value,
+        latency_table=_LATENCY_TABLE.value,
         tensorboard=_TENSORBOARD.value,
     )
 

@@ -97,6 +97,9 @@ def test_main_passes_flags_to_run_search(monkeypatch):
         flags.FLAGS(["tfnas-search", "--max_flops=7e5", "--max_params=3e4", "--notensorboard"])
         search.main(["tfnas-search"])
         flags.FLAGS.unparse_flags()
+        flags.FLAGS(["tfnas-search", "--latency_target_ms=0.5", "--latency_table=t.json"])
+        search.main(["tfnas-search"])
+        flags.FLAGS.unparse_flags()
     assert calls[0]["max_trials"] == 7
     assert calls[0]["quantize"] == "int8"
     assert calls[0]["output_dir"] == "x"
@@ -110,6 +113,8 @@ def test_main_passes_flags_to_run_search(monkeypatch):
         3e4,
         False,
     )
+    assert (calls[0]["latency_target_ms"], calls[0]["latency_table"]) == (None, None)
+    assert (calls[2]["latency_target_ms"], calls[2]["latency_table"]) == (0.5, "t.json")
 
 
 def _tfnas_search(output_dir, *argv):

@@ -222,3 +222,112 @@ def mbconv(
     if strides == 1 and in_filters == filters:
         x = layers.Add()([inputs, x])
     return keras.Model(inputs, x, name=name or f"mbconv_{keras.backend.get_uid('mbconv')}")
+
+
+def channel_shuffle(input_shape, groups: int) -> keras.Sequential:
+    """ShuffleNet's channel shuffle from standard layers: reshape to (groups, C/groups),
+    transpose, flatten back, so channel `g * (C/groups) + i` moves to `i * groups + g`.
+
+    Args:
+        input_shape: the (height, width, channels) input, channels divisible by `groups`.
+        groups: the groups of the preceding group convolution.
+
+    Raises:
+        ValueError: if `groups < 1` or does not divide the channels.
+    """
+    height, width, channels = tuple(input_shape)
+    if not isinstance(groups, int) or groups < 1 or channels % groups:
+        raise ValueError(
+            "channel_shuffle needs an int groups >= 1 dividing the channels. Received: "
+            f"groups={groups!r}, channels={channels}"
+        )
+    return keras.Sequential(
+        [
+            keras.Input((height, width, channels)),
+            layers.Reshape((height, width, groups, channels // groups)),
+            layers.Permute((1, 2, 4, 3)),
+            layers.Reshape((height, width, channels)),
+        ],
+        name=f"channel_shuffle_{keras.backend.get_uid('channel_shuffle')}",
+    )
+
+
+def fbnet_block(
+    input_shape,
+    filters: int,
+    kernel_size: int = 3,
+    expansion: int = 1,
+    strides: int = 1,
+    groups: int = 1,
+    name: str | None = None,
+    *,
+    e1_pointwise: bool = True,
+) -> keras.Model:
+    """The FBNet candidate block (Wu et al. 2018, Fig. 3) as a nested functional model.
+
+    1x1 group convolution to `expansion * input_channels` + BN + ReLU, channel shuffle
+    (when `groups > 1`), `kernel_size` depthwise convolution (strided) + BN + ReLU, 1x1
+    group convolution to `filters` + BN (no ReLU), and a residual connection when the
+    stride is 1 and the width is unchanged. Unlike MBConv, the first 1x1 convolution is
+    there for `expansion == 1` too (the `IRFBlock` of the authors' FBNet builder,
+    maskrcnn-benchmark `fbnet_builder.py`). Convolutions have no bias.
+
+    Args:
+        e1_pointwise: keep the first 1x1 convolution when `expansion == 1` (the paper's
+            block). False drops it, as mobile-vision's `fbnet_v2` `IRFBlock` (without
+            `always_pw`) does, the code behind the released FBNet model-zoo figures.
+
+    Raises:
+        ValueError: for a bad expansion, kernel size, stride or a `groups` that does not
+            divide the channels of the group convolutions.
+    """
+    in_filters = input_shape[-1]
+    expanded = in_filters * expansion if isinstance(expansion, int) else 0
+    if (
+        not isinstance(expansion, int)
+        or expansion < 1
+        or kernel_size < 1
+        or strides not in (1, 2)
+        or not isinstance(groups, int)
+        or groups < 1
+        or expanded % groups
+        or filters % groups
+    ):
+        raise ValueError(
+            "fbnet_block needs expansion >= 1, kernel_size >= 1, strides in (1, 2) and "
+            "groups dividing the expanded and output channels. Received: "
+            f"expansion={expansion!r}, kernel_size={kernel_size!r}, strides={strides!r}, "
+            f"groups={groups!r} (expanded channels {expanded}, filters {filters})"
+        )
+    inputs = keras.Input(input_shape)
+    x = inputs
+    if expansion != 1 or e1_pointwise:
+        x = layers.Conv2D(expanded, 1, groups=groups, use_bias=False)(x)
+        x = layers.ReLU()(_mobile_bn()(x))
+    if groups > 1 and (expansion != 1 or e1_pointwise):
+        x = channel_shuffle(tuple(x.shape[1:]), groups)(x)
+    x = layers.DepthwiseConv2D(kernel_size, strides, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(_mobile_bn()(x))
+    x = layers.Conv2D(filters, 1, groups=groups, use_bias=False)(x)
+    x = _mobile_bn()(x)
+    if strides == 1 and in_filters == filters:
+        x = layers.Add()([inputs, x])
+    return keras.Model(inputs, x, name=name or f"fbnet_block_{keras.backend.get_uid('fbnet')}")
+
+
+def fbnet_skip(input_shape, filters: int, strides: int = 1) -> layers.Layer:
+    """FBNet's `skip` candidate: the identity, or where the layer changes the shape a 1x1
+    convolution (strided) + BN + ReLU, as the `Identity` of the authors' FBNet builder."""
+    if strides not in (1, 2):
+        raise ValueError(f"fbnet_skip needs strides in (1, 2). Received: strides={strides!r}")
+    if strides == 1 and input_shape[-1] == filters:
+        return layers.Identity()
+    return keras.Sequential(
+        [
+            keras.Input(tuple(input_shape)),
+            layers.Conv2D(filters, 1, strides, use_bias=False),
+            _mobile_bn(),
+            layers.ReLU(),
+        ],
+        name=f"fbnet_skip_{keras.backend.get_uid('fbnet_skip')}",
+    )

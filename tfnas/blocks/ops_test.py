@@ -84,3 +84,57 @@ def test_search_pooling_is_followed_by_batch_norm_without_scale_and_offset(name)
     assert isinstance(evaluation, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D))
     forced = ops.darts_op(name, SHAPE, 4, 1, affine=True, pool_batch_norm=True)
     assert isinstance(forced.layers[-1], keras.layers.BatchNormalization)
+
+
+def test_channel_shuffle_matches_numpy_reshape_transpose():
+    import numpy as np
+
+    shuffle = ops.channel_shuffle((2, 3, 6), 2)
+    x = np.random.default_rng(0).random((1, 2, 3, 6), dtype="float32")
+    got = keras.ops.convert_to_numpy(shuffle(x))
+    expected = x.reshape(1, 2, 3, 2, 3).transpose(0, 1, 2, 4, 3).reshape(1, 2, 3, 6)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got[0, 0, 0], x[0, 0, 0, [0, 3, 1, 4, 2, 5]])
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        (dict(filters=4, expansion=1, groups=2), (None, 8, 8, 4)),
+        (dict(filters=6, expansion=3, kernel_size=5, strides=2), (None, 4, 4, 6)),
+    ],
+)
+def test_fbnet_block(kwargs, expected):
+    # Grouped 1x1 convolutions and the shuffle convert to TFLite with the same outputs.
+    model = run_layer_test(lambda: ops.fbnet_block(SHAPE, **kwargs), SHAPE)
+    assert model.output.shape == expected
+
+
+def test_fbnet_block_residual_and_e1_pointwise():
+    with_residual = ops.fbnet_block(SHAPE, 4)
+    assert any(isinstance(layer, keras.layers.Add) for layer in with_residual.layers)
+    assert not any(
+        isinstance(layer, keras.layers.Add) for layer in ops.fbnet_block(SHAPE, 8).layers
+    )
+    # e1: the paper's block keeps the first 1x1 convolution (4 * 4 weights more).
+    without = ops.fbnet_block(SHAPE, 4, e1_pointwise=False)
+    assert with_residual.count_params() - without.count_params() == 4 * 4 + 4 * 4
+
+
+def test_fbnet_skip_is_identity_or_a_projection():
+    assert isinstance(ops.fbnet_skip(SHAPE, 4, 1), keras.layers.Identity)
+    model = run_layer_test(lambda: ops.fbnet_skip(SHAPE, 6, 2), SHAPE)
+    assert model.output.shape == (None, 4, 4, 6)
+    widen = ops.fbnet_skip(SHAPE, 8, 1)
+    assert isinstance(widen.layers[0], keras.layers.Conv2D) and widen.layers[0].filters == 8
+
+
+def test_fbnet_op_argument_errors():
+    with pytest.raises(ValueError, match="Received: groups=3, channels=8"):
+        ops.channel_shuffle((4, 4, 8), 3)
+    with pytest.raises(ValueError, match="Received: expansion=0"):
+        ops.fbnet_block(SHAPE, 4, expansion=0)
+    with pytest.raises(ValueError, match="groups=3"):
+        ops.fbnet_block(SHAPE, 4, groups=3)
+    with pytest.raises(ValueError, match="Received: strides=3"):
+        ops.fbnet_skip(SHAPE, 4, 3)

@@ -6,7 +6,8 @@ objectives, oracles and Pareto fronts can combine them:
 - `num_params`: all weights of the model,
 - `flops`: multiply-adds of one forward pass (`tfnas.cost.count_flops`),
 - `model_bytes`: bytes of the weights,
-- `latency_ms`: median TFLite (LiteRT) latency, when `measure_latency=True`.
+- `latency_ms`: median TFLite (LiteRT) latency, when `measure_latency=True`; else, with a
+  `latency_table`, the latency the table predicts (`tfnas.latency.LookupTable.predict`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from keras_tuner.src.engine import objective as kt_objective
 from keras_tuner.src.engine import tuner_utils
 
 from tfnas import validation
-from tfnas.cost import model_costs
+from tfnas.cost import LATENCY_METRIC, model_costs
 from tfnas.engine.fit import build_for_fit
 from tfnas.results import tensorboard as tensorboard_logging
 from tfnas.tuners import multi_trial
@@ -194,6 +195,22 @@ class _LogCosts(keras.callbacks.Callback):
             logs.update(self._costs)
 
 
+def _bind_latency_table(table, hypermodel):
+    """`table` (a `LookupTable` or a path) bound to the hypermodel's space, or None."""
+    if table is None:
+        return None
+    from tfnas.latency.lookup_table import LookupTable
+
+    if isinstance(table, (str, os.PathLike)):
+        return LookupTable.load(table, space=hypermodel)
+    if not isinstance(table, LookupTable):
+        raise TypeError(
+            "latency_table must be a tfnas.latency.LookupTable or the path of one. "
+            f"Received: latency_table={table!r}"
+        )
+    return table if table.choices else table.bind(hypermodel)
+
+
 class Tuner(keras_tuner.Tuner):
     """A KerasTuner `Tuner` for architecture search.
 
@@ -212,6 +229,10 @@ class Tuner(keras_tuner.Tuner):
         measure_latency: also time every trial's model with TFLite (slower).
         latency_options: keyword arguments of `tfnas.latency.measure` (e.g.
             `{"quantize": "int8", "runs": 20}`).
+        latency_table: a `tfnas.latency.LookupTable` (or the path of one) of the
+            hypermodel's space: without `measure_latency`, each trial's `latency_ms` is the
+            latency it predicts (no conversion, no timing), so an objective or an oracle's
+            `constraints` can use latency at no cost per trial.
         **kwargs: the other arguments of `keras_tuner.Tuner`.
 
     Example:
@@ -232,6 +253,7 @@ class Tuner(keras_tuner.Tuner):
         *,
         measure_latency: bool = False,
         latency_options: Mapping[str, Any] | None = None,
+        latency_table=None,
         **kwargs,
     ):
         if latency_options is not None and not isinstance(latency_options, Mapping):
@@ -241,6 +263,7 @@ class Tuner(keras_tuner.Tuner):
             )
         self.measure_latency = bool(measure_latency)
         self.latency_options = dict(latency_options or {})
+        self.latency_table = _bind_latency_table(latency_table, hypermodel)
         self._costs_cache: dict[str, dict[str, float]] = {}
         self._trainer = None
         try:
@@ -360,10 +383,18 @@ class Tuner(keras_tuner.Tuner):
         key = json.dumps(dict(values), sort_keys=True, default=str)
         if key not in self._costs_cache:
             model = Architecture(self.hypermodel, values, validate=False).build()
-            self._costs_cache[key] = model_costs(
-                model, measure_latency=self.measure_latency, latency_options=self.latency_options
-            )
+            self._costs_cache[key] = self.model_costs(model, values)
         return self._costs_cache[key]
+
+    def model_costs(self, model: keras.Model, values) -> dict[str, float]:
+        """The recorded costs of `model`, the fixed-mode model of the architecture `values`
+        (`tfnas.cost.model_costs`, and the table's predicted `latency_ms`)."""
+        costs = model_costs(
+            model, measure_latency=self.measure_latency, latency_options=self.latency_options
+        )
+        if self.latency_table is not None and not self.measure_latency:
+            costs[LATENCY_METRIC] = self.latency_table.predict(values)
+        return costs
 
     def retrain(self, hyperparameters=None, *fit_args, **fit_kwargs):
         """Trains an architecture from scratch in fixed mode (default: the best one).
@@ -429,9 +460,7 @@ class Tuner(keras_tuner.Tuner):
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         model = self._try_build(hp)
-        costs = model_costs(
-            model, measure_latency=self.measure_latency, latency_options=self.latency_options
-        )
+        costs = self.model_costs(model, {n: v for n, v in hp.values.items() if hp.is_active(n)})
         kwargs["callbacks"] = [
             _LogCosts(costs),
             _CheckObjective(self.oracle.objective, trial.trial_id),

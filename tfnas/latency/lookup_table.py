@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -536,6 +537,68 @@ class LookupTable:
         total, count = self.network_terms(architecture_values)
         fit = self.fit
         return float(fit["scale"] * total + fit["per_op_ms"] * count + fit["fixed_ms"])
+
+    def fastest_architecture(self) -> tuple[float, dict[str, Any]]:
+        """The lowest predicted latency of the space, and the choices that reach it.
+
+        Every combination of the parent choices (depths) is tried, each active layer choice
+        taking its fastest candidate (choices that share a name share one decision).
+
+        Returns:
+            `(milliseconds, {choice or parent name: value})`: the values of the table's
+            choices and of their parents (other hyperparameters of the space are free).
+
+        Raises:
+            ValueError: when the parent choices have more than 100000 combinations.
+        """
+        self._check_layout()
+        parents: dict[str, list] = {}
+        for choice in self.choices:
+            for name, values in choice["parent_values"].items():
+                parents.setdefault(name, list(values))
+        combinations = int(np.prod([len(v) for v in parents.values()])) if parents else 1
+        if combinations > 100_000:
+            raise ValueError(
+                f"The space's depth choices have {combinations} combinations, too many to "
+                "search for the fastest architecture."
+            )
+        best_ms, best_values = float("inf"), {}
+        for combination in itertools.product(*parents.values()):
+            values = dict(zip(parents, combination))
+            by_name: dict[str, list[float]] = {}
+            candidates: dict[str, list] = {}
+            for choice in self.choices:
+                if not self._active(choice, values):
+                    continue
+                latencies = [self.candidate_ms(c["signature"]) for c in choice["candidates"]]
+                summed = by_name.get(choice["name"])
+                by_name[choice["name"]] = (
+                    latencies if summed is None else [a + b for a, b in zip(summed, latencies)]
+                )
+                candidates[choice["name"]] = choice["candidates"]
+            ms = float(self.fit["fixed_ms"])
+            for name, latencies in by_name.items():
+                index = int(np.argmin(latencies))
+                ms += latencies[index]
+                values.update(candidates[name][index]["values"])
+            if ms < best_ms:
+                best_ms, best_values = ms, values
+        return best_ms, best_values
+
+    def check_target(self, latency_target_ms: float) -> None:
+        """Raises before any training when no architecture can meet `latency_target_ms`.
+
+        Raises:
+            ValueError: naming the argument, the fastest architecture and its latency.
+        """
+        fastest_ms, values = self.fastest_architecture()
+        if fastest_ms > latency_target_ms:
+            raise ValueError(
+                f"No architecture of the space can meet latency_target_ms={latency_target_ms:g}"
+                f" (--latency_target_ms): the fastest one the latency table "
+                f"{self.path or '(in memory)'!r} predicts takes {fastest_ms:.4f} ms ({values})."
+                " Raise the target, or search a smaller space."
+            )
 
     def expected_latency(self, weights: Mapping[str, Any]):
         """Expected latency under per-choice candidate weights: a differentiable expression.

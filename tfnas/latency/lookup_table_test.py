@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import keras
@@ -258,3 +259,26 @@ def test_few_networks_fit_only_the_constant(layout):
     fit = table.fit_fixed_term()
     assert (fit["scale"], fit["per_op_ms"]) == (1.0, 0.0)
     assert fit["fixed_ms"] == pytest.approx(np.mean(residuals), rel=1e-6)
+
+
+def test_fastest_architecture_is_the_minimum_over_the_space(layout):
+    table = _unit_table(layout)
+    ops = [(k, e) for k in (3, 5) for e in (1, 3)]
+    best = float("inf")
+    for depth in (1, 2, 3):
+        for blocks in itertools.product(ops, repeat=1 + depth):
+            values = {"stage1/depth": depth}
+            for name, (k, e) in zip(
+                ["stage0/block0"] + [f"stage1/block{b}" for b in range(depth)], blocks
+            ):
+                values[f"{name}/kernel_size"], values[f"{name}/expansion"] = k, e
+            best = min(best, table.predict(values))
+    ms, values = table.fastest_architecture()
+    assert ms == pytest.approx(best, rel=1e-9)
+    assert table.predict(values) == pytest.approx(best, rel=1e-9)
+    table.check_target(best * 1.01)
+    with pytest.raises(
+        ValueError, match=r"No architecture of the space can meet latency_target_ms=0\.001 .*"
+        r"the fastest one .* takes [\d.]+ ms"
+    ):  # fmt: skip
+        table.check_target(0.001)

@@ -74,3 +74,24 @@ def write_fake_adb(bin_dir) -> pathlib.Path:
 
 
 __all__ = ["BENCHMARK_OUTPUT", "FAILED_OUTPUT", "FAKE_ADB", "write_fake_adb"]
+
+
+def synthetic_table(space, ms_per_parameter: float = 1e-3, fixed_ms: float = 0.0):
+    """A `LookupTable` of `space` without any conversion or timing, for tests.
+
+    Each operation's "latency" is its parameter count times `ms_per_parameter`: bigger
+    candidates are slower, deterministically, and the expected latency of a network is the
+    sum over its blocks plus `fixed_ms`, as for a measured table.
+    """
+    from tfnas.latency.lookup_table import LookupTable, space_operations
+
+    choices, operations, _ = space_operations(space)
+    measured = {
+        signature: {
+            "ms": operation.model().count_params() * ms_per_parameter,
+            "input_shape": list(operation.input_shape),
+            "description": operation.description,
+        }
+        for signature, operation in operations.items()
+    }
+    return LookupTable({"runner": "synthetic"}, measured, choices, fit={"fixed_ms": fixed_ms})

@@ -1,19 +1,25 @@
 """Ready search spaces (KerasTuner hypermodels) of the surveyed papers."""
 
-from tfnas.spaces import darts, mobile, nasbench201
+from tfnas.spaces import darts, fbnet, mobile, nasbench201, proxyless
 from tfnas.spaces.darts import DartsSpace
+from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
+from tfnas.spaces.proxyless import ProxylessSpace
 from tfnas.spaces.registry import SPACES, make
 
 __all__ = [
     "SPACES",
     "DartsSpace",
+    "FBNetSpace",
     "MobileSpace",
     "NasBench201Space",
+    "ProxylessSpace",
     "Stage",
     "darts",
+    "fbnet",
     "make",
     "mobile",
     "nasbench201",
+    "proxyless",
 ]

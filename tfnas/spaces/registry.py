@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from tfnas.spaces.darts import DartsSpace
+from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
+from tfnas.spaces.proxyless import ProxylessSpace
 
-SPACES = ("darts", "nasbench201", "mobile")
+SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless")
 
 
 def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
@@ -31,6 +33,30 @@ def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
         if tiny:
             return NasBench201Space(input_shape, num_classes, channels=8, cells_per_stage=1)
         return NasBench201Space(input_shape, num_classes)
+    if name == "fbnet":
+        if tiny:
+            # FBNet searches depth through skip: every layer is one choice of 9 blocks.
+            return FBNetSpace(
+                input_shape,
+                num_classes,
+                stem_filters=8,
+                stem_strides=1,
+                head_filters=64,
+                stages=[Stage(8, 1), Stage(16, 2, 2), Stage(24, 2, 2)],
+            )
+        return FBNetSpace(input_shape, num_classes)
+    if name == "proxyless":
+        if tiny:
+            # Stage 0 is the fixed first block; the others are searched.
+            return ProxylessSpace(
+                input_shape,
+                num_classes,
+                stem_filters=8,
+                stem_strides=1,
+                head_filters=64,
+                stages=[Stage(8, 1), Stage(16, (1, 2), 2), Stage(24, (1, 2), 2)],
+            )
+        return ProxylessSpace(input_shape, num_classes)
     if tiny:
         return MobileSpace(
             input_shape,

@@ -23,7 +23,7 @@ def test_tiny_spaces_build_and_train_a_step(name):
 def test_unknown_space():
     with pytest.raises(
         ValueError,
-        match=r"Unknown space. Received: name='nasnet'; expected one of \['darts', 'nasbench201', 'mobile'\]",
+        match=r"Unknown space. Received: name='nasnet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless'\]",
     ):
         spaces.make("nasnet", (8, 8, 1), 10)
 

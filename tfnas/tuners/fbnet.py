@@ -1,0 +1,293 @@
+"""FBNet (Wu et al. 2018, arXiv 1812.03443): hardware-aware DNAS with a latency table.
+
+FBNet searches a layer-wise space (every block of a fixed macro-architecture picks one
+of its candidate blocks, `skip` included) by gradient. The strategy is the three plug-ins
+of any tfnas differentiable strategy:
+
+- mixing rule: `tfnas.blocks.rules.GumbelMixture` (soft), every layer's output the
+  Gumbel-softmax mixture `sum_i m_{l,i} b_{l,i}(x)`, `m_l = softmax((theta_l + g) / tau)`,
+  fresh noise g each step (drawn from the oracle's seeded training random state) and tau
+  annealed exponentially;
+- architecture step: `tfnas.engine.quantization_steps.CostScaledStep` with the latency
+  cost `tfnas.engine.latency_steps.ExpectedLatencyCost`: Adam on theta, on the validation
+  split (the paper trains theta on 20% of the training set held out from the weights), of
+  the loss `CE(a, w_a) * alpha * log(LAT(a))^beta`, LAT the expected latency of the
+  relaxed sample that the latency lookup table (`tfnas.latency.LookupTable`) predicts;
+- derivation: each layer's argmax block; further candidates (`max_trials > 1`) are
+  sampled from P_theta, as the paper samples six architectures from the trained
+  distribution, and evaluated as ordinary trials with the inherited weights.
+
+Defaults are the paper's (sec. 4.1): tau from 5.0 decayed by exp(-0.045) per epoch over
+its 90 epochs (ending at 5 exp(-4.05) = 0.087; tfnas spreads that decay over the search's
+epochs, step by step, as `MixedPrecisionDNAS` does), theta's Adam with learning rate 0.01
+and weight decay 5e-4, alpha = 0.2, beta = 0.6, and w trained alone for the first 10 of
+the 90 epochs (by default the same share of the search's epochs).
+
+Deviations: the weights train with the hypermodel's compiled optimizer and loss (the
+paper: SGD on the same multiplicative loss, whose factor does not depend on w, so it only
+rescales the weights' gradient). `log(LAT)^beta` is read as `(log LAT)^beta` and LAT is
+taken in `latency_unit` (the paper's milliseconds by default): with tiny inputs a network
+runs in well under a millisecond, log(ms) < 0 and the fractional power is undefined, so
+the search refuses, before training, a unit in which the fastest architecture's log is not
+> 1 (pass latency_unit="us"). FBNet has no latency target (beta sets the trade-off);
+with `latency_target_ms` the candidates whose predicted latency exceeds it are not
+proposed (the argmax architecture is replaced by samples of P_theta, then by random and
+scanned architectures, until one meets it), and a target that even the fastest
+architecture misses is refused before training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tfnas import validation
+from tfnas.tuners.gumbel import _GumbelOracle
+
+if TYPE_CHECKING:
+    from tfnas.blocks.rules import GumbelMixture
+    from tfnas.latency.lookup_table import LookupTable
+
+# The paper: 90 epochs, tau *= exp(-0.045) per epoch, theta frozen for the first 10.
+PAPER_EPOCHS, PAPER_WARMUP_EPOCHS, PAPER_DECAY = 90, 10, 0.045
+FINAL_TEMPERATURE = 5.0 * math.exp(-PAPER_DECAY * PAPER_EPOCHS)
+
+
+def _check_table(latency_table):
+    from tfnas.latency.lookup_table import LookupTable
+
+    if latency_table is None:
+        raise ValueError(
+            "FBNet needs latency_table: a tfnas.latency.LookupTable, or the path of one "
+            "(build it with `tfnas-latency-table` or `tfnas.latency.build_table`). "
+            "Received: latency_table=None"
+        )
+    if isinstance(latency_table, (str, os.PathLike)):
+        # Read now, so a missing or foreign file fails at construction; bound to the space
+        # once the supernet's hypermodel is known.
+        return LookupTable.load(latency_table), os.fspath(latency_table)
+    if not isinstance(latency_table, LookupTable):
+        raise ValueError(
+            "latency_table must be a tfnas.latency.LookupTable or the path of one. "
+            f"Received: latency_table of type {type(latency_table).__name__}"
+        )
+    return latency_table, latency_table.path
+
+
+class FBNet(_GumbelOracle):
+    """FBNet (Wu et al. 2018): Gumbel-softmax DNAS on the latency of a lookup table.
+
+    Args:
+        objective: the candidates' objective (default "val_accuracy").
+        max_trials: candidates evaluated (1: the derived architecture only; the paper
+            samples 6 from P_theta).
+        latency_table: a `tfnas.latency.LookupTable` of the searched space (measured on
+            the target device), or the path of one; it is bound to the hypermodel the
+            supernet is built from, so a table lacking operations fails before training.
+        latency_target_ms: optional cap (> 0) on the predicted latency of the proposed
+            candidates (see the module doc).
+        latency_unit: "ms" (the paper's) or "us": the unit LAT is taken in by the loss.
+        alpha, beta: the loss factor `alpha * (log LAT)^beta` (both > 0); a larger beta
+            trades more accuracy for a lower latency.
+        temperature: `(initial, final)` tau, both > 0.
+        warmup_epochs: epochs that train only the weights (theta frozen), or None for the
+            paper's 10 of 90 scaled to the search (`round(epochs / 9)`, leaving at least
+            one epoch for theta).
+        arch_learning_rate, arch_beta_1, arch_weight_decay: theta's Adam.
+        **kwargs: the arguments of `DifferentiableOracle` / `WeightSharingOracle`.
+
+    Example:
+
+    ```python
+    space = tfnas.spaces.MobileSpace((8, 8, 1), 10, joint_ops=True, ...)
+    table = tfnas.latency.build_table(space, tfnas.latency.LocalRunner(), "table.json")
+    oracle = tfnas.oracles.FBNet(latency_table="table.json", latency_unit="us", seed=0)
+    tuner = tfnas.Tuner(space, oracle=oracle, directory="runs", project_name="fbnet")
+    tuner.search(x, y, validation_data=(x_val, y_val), epochs=10)
+    oracle.derive()                  # {"stage0/block0/op": "k3_e3", ...}
+    oracle.predicted_latency_ms()    # its latency according to the table
+    ```
+    """
+
+    hard = False
+    schedule = "exponential"
+    arch_split = "validation"
+
+    def __init__(
+        self,
+        objective="val_accuracy",
+        max_trials: int = 1,
+        *,
+        latency_table: LookupTable | str | os.PathLike | None = None,
+        latency_target_ms: float | None = None,
+        latency_unit: str = "ms",
+        alpha: float = 0.2,
+        beta: float = 0.6,
+        temperature: Sequence[float] = (5.0, FINAL_TEMPERATURE),
+        warmup_epochs: int | None = None,
+        arch_learning_rate: float = 0.01,
+        arch_beta_1: float = 0.9,
+        arch_weight_decay: float = 5e-4,
+        **kwargs: Any,
+    ):
+        from tfnas.engine.latency_steps import LATENCY_UNITS
+
+        self._table, self.latency_table_path = _check_table(latency_table)
+        self.latency_target_ms = (
+            None
+            if latency_target_ms is None
+            else validation.check_float(
+                "latency_target_ms", latency_target_ms, low=0.0, low_inclusive=False
+            )
+        )
+        self.latency_unit = validation.check_one_of(
+            "latency_unit", latency_unit, tuple(LATENCY_UNITS)
+        )
+        self.alpha = validation.check_float("alpha", alpha, low=0.0, low_inclusive=False)
+        self.beta = validation.check_float("beta", beta, low=0.0, low_inclusive=False)
+        self.warmup_epochs = (
+            None
+            if warmup_epochs is None
+            else validation.check_int("warmup_epochs", warmup_epochs, low=0)
+        )
+        # The table bound to the space of the supernet (set on first use).
+        self._bound_table: LookupTable | None = None
+        self._hypermodel = None
+        super().__init__(
+            objective, max_trials, temperature=temperature,
+            arch_learning_rate=arch_learning_rate, arch_beta_1=arch_beta_1,
+            arch_weight_decay=arch_weight_decay, **kwargs,
+        )  # fmt: skip
+
+    def _new_rule(self) -> GumbelMixture:
+        from tfnas.blocks.rules import GumbelMixture
+
+        return GumbelMixture(
+            hard=False, temperature=self.temperature[0], seed=self.seed,
+            initial_alphas=self._alphas,
+        )  # fmt: skip
+
+    # --- The latency table ----------------------------------------------------------------
+
+    def stage_hypermodel(self, hypermodel):
+        """Records the hypermodel the supernet is built from (the table's space)."""
+        if hypermodel is not self._hypermodel:
+            self._hypermodel, self._bound_table = hypermodel, None
+        return super().stage_hypermodel(hypermodel)
+
+    def latency_table(self) -> LookupTable:
+        """The latency table, bound to the searched space once the supernet was built.
+
+        Raises:
+            ValueError: when the table lacks operations of the space (LookupTable's error),
+                or the table has no layout and no hypermodel is known to bind it to.
+        """
+        if self._bound_table is not None:
+            return self._bound_table
+        if self._hypermodel is None:
+            if not self._table.choices:
+                raise ValueError(
+                    "FBNet's latency table has no space layout yet: search with tfnas.Tuner "
+                    "(which binds it to the hypermodel), or pass "
+                    "LookupTable.load(path, space=space)."
+                )
+            return self._table
+        # Binding builds the space once more: the global random states are put back, so
+        # the supernet's training is the same with or without it.
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            self._bound_table = self._table.bind(self._hypermodel)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+        return self._bound_table
+
+    def on_supernet_built(self, supernet, validation_data, training_data=None) -> None:
+        """Also binds the table and checks the latency target, before any training.
+
+        Raises:
+            ValueError: as `DifferentiableOracle.on_supernet_built`, when the table lacks
+                operations of the space, or when no architecture meets `latency_target_ms`.
+        """
+        super().on_supernet_built(supernet, validation_data, training_data)
+        table = self.latency_table()
+        if self.latency_target_ms is not None:
+            table.check_target(self.latency_target_ms)
+
+    def _new_architecture_step(self, steps, **options):
+        from tfnas.engine import latency_steps, quantization_steps
+
+        cost = latency_steps.ExpectedLatencyCost(
+            self.latency_table(), unit=self.latency_unit, owner=type(self).__name__
+        )
+        # CostScaledStep's factor is `beta * (log Cost)^gamma`: FBNet's alpha and beta.
+        return quantization_steps.CostScaledStep(
+            cost=cost, beta=self.alpha, gamma=self.beta, **options
+        )
+
+    # --- The schedule ---------------------------------------------------------------------
+
+    def warmup(self, epochs: int) -> int:
+        """Epochs (of `epochs`) that train only the weights: `warmup_epochs`, or the
+        paper's 10 of 90 scaled, `round(epochs / 9)`, at most `epochs - 1`."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        scaled = math.floor(PAPER_WARMUP_EPOCHS * epochs / PAPER_EPOCHS + 0.5)
+        return max(0, min(scaled, epochs - 1))
+
+    def check_epochs(self, epochs: int) -> None:
+        """Also checks that the warm-up leaves epochs for the architecture steps."""
+        super().check_epochs(epochs)
+        if self.warmup_epochs is not None and self.warmup_epochs >= epochs:
+            raise ValueError(
+                f"warmup_epochs must be smaller than the search's epochs, or theta never "
+                f"trains. Received: warmup_epochs={self.warmup_epochs}, epochs={epochs}"
+            )
+
+    def alphas_frozen(self, epoch: int) -> bool:
+        """True in the warm-up epochs (known once the supernet's epochs are)."""
+        if self._supernet_epochs is None:
+            return self.warmup_epochs is not None and epoch < self.warmup_epochs
+        return epoch < self.warmup(self._supernet_epochs)
+
+    # --- Candidates and results -----------------------------------------------------------
+
+    def is_feasible(self, values: Mapping[str, Any]) -> bool:
+        """Also requires the predicted latency to meet `latency_target_ms`, if set."""
+        if not super().is_feasible(values):
+            return False
+        if self.latency_target_ms is None:
+            return True
+        return self.latency_table().predict(values) <= self.latency_target_ms
+
+    def predicted_latency_ms(self, values: Mapping[str, Any] | None = None) -> float:
+        """The table's latency of the derived architecture (or of `values`), in ms."""
+        return self.latency_table().predict(self.derive() if values is None else values)
+
+    def expected_latency_ms(self) -> float:
+        """The expected latency (ms) under P_theta = softmax(theta), without noise."""
+        weights = {name: np.asarray(p, "float32") for name, p in self.softmax().items()}
+        table = self.latency_table()
+        names = {row["name"] for row in table.choices}
+        return float(table.expected_latency({n: w for n, w in weights.items() if n in names}))
+
+    def on_supernet_epoch_end(self, epoch, evaluate, logs=None, callbacks=None) -> None:
+        """Also records the expected latency under P_theta in the epoch's history."""
+        super().on_supernet_epoch_end(epoch, evaluate, logs=logs, callbacks=callbacks)
+        self.history[-1]["expected_latency_ms"] = self.expected_latency_ms()
+
+    def _differentiable_state(self) -> dict[str, Any]:
+        state = super()._differentiable_state()
+        # What the search ran against, for the record (constructor arguments are not
+        # restored from state): the table's path, not the table.
+        state["fbnet"] = {
+            "latency_table": self.latency_table_path,
+            "latency_target_ms": self.latency_target_ms,
+            "latency_unit": self.latency_unit,
+        }
+        return state
