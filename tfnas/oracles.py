@@ -14,6 +14,7 @@ from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.partial_channels import PCDARTS
 from tfnas.tuners.pnas import PNAS
+from tfnas.tuners.proxyless import ProxylessNAS
 from tfnas.tuners.quantization import MixedPrecisionDNAS
 from tfnas.tuners.reinforce import Reinforce
 
@@ -41,6 +42,7 @@ ORACLES = {
     "gdas": GDAS,
     "mixed_precision_dnas": MixedPrecisionDNAS,
     "fbnet": FBNet,
+    "proxylessnas": ProxylessNAS,
 }
 
 

@@ -688,6 +688,45 @@ class LookupTable:
         return self.fit
 
 
+def as_lookup_table(latency_table, owner: str) -> tuple[LookupTable, str | None]:
+    """`(table, path)` of a strategy's `latency_table` argument: a table or its path.
+
+    Raises:
+        ValueError: when it is None (`owner` needs one), not a table, or not a table file.
+    """
+    if latency_table is None:
+        raise ValueError(
+            f"{owner} needs latency_table: a tfnas.latency.LookupTable, or the path of one "
+            "(build it with `tfnas-latency-table` or `tfnas.latency.build_table`). "
+            "Received: latency_table=None"
+        )
+    if isinstance(latency_table, (str, os.PathLike)):
+        # Read now, so a missing or foreign file fails at construction.
+        return LookupTable.load(latency_table), os.fspath(latency_table)
+    if not isinstance(latency_table, LookupTable):
+        raise ValueError(
+            "latency_table must be a tfnas.latency.LookupTable or the path of one. "
+            f"Received: latency_table of type {type(latency_table).__name__}"
+        )
+    return latency_table, latency_table.path
+
+
+def bind_keeping_random_state(table: LookupTable, space) -> LookupTable:
+    """`table.bind(space)` with Python's and numpy's global random states put back.
+
+    Binding builds the space once more; a search that binds its table just before training
+    then trains exactly as it would without it (a resumed search included).
+    """
+    import random
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        return table.bind(space)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def build_network(space, values: Mapping[str, Any]) -> keras.Model:
     """The fixed-mode network of `values` in `space` (standard Keras layers only)."""
     hp = keras_tuner.HyperParameters()

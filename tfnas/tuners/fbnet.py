@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,27 +55,6 @@ if TYPE_CHECKING:
 # The paper: 90 epochs, tau *= exp(-0.045) per epoch, theta frozen for the first 10.
 PAPER_EPOCHS, PAPER_WARMUP_EPOCHS, PAPER_DECAY = 90, 10, 0.045
 FINAL_TEMPERATURE = 5.0 * math.exp(-PAPER_DECAY * PAPER_EPOCHS)
-
-
-def _check_table(latency_table):
-    from tfnas.latency.lookup_table import LookupTable
-
-    if latency_table is None:
-        raise ValueError(
-            "FBNet needs latency_table: a tfnas.latency.LookupTable, or the path of one "
-            "(build it with `tfnas-latency-table` or `tfnas.latency.build_table`). "
-            "Received: latency_table=None"
-        )
-    if isinstance(latency_table, (str, os.PathLike)):
-        # Read now, so a missing or foreign file fails at construction; bound to the space
-        # once the supernet's hypermodel is known.
-        return LookupTable.load(latency_table), os.fspath(latency_table)
-    if not isinstance(latency_table, LookupTable):
-        raise ValueError(
-            "latency_table must be a tfnas.latency.LookupTable or the path of one. "
-            f"Received: latency_table of type {type(latency_table).__name__}"
-        )
-    return latency_table, latency_table.path
 
 
 class FBNet(_GumbelOracle):
@@ -136,8 +114,9 @@ class FBNet(_GumbelOracle):
         **kwargs: Any,
     ):
         from tfnas.engine.latency_steps import LATENCY_UNITS
+        from tfnas.latency.lookup_table import as_lookup_table
 
-        self._table, self.latency_table_path = _check_table(latency_table)
+        self._table, self.latency_table_path = as_lookup_table(latency_table, "FBNet")
         self.latency_target_ms = (
             None
             if latency_target_ms is None
@@ -197,14 +176,9 @@ class FBNet(_GumbelOracle):
                     "LookupTable.load(path, space=space)."
                 )
             return self._table
-        # Binding builds the space once more: the global random states are put back, so
-        # the supernet's training is the same with or without it.
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        try:
-            self._bound_table = self._table.bind(self._hypermodel)
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
+        from tfnas.latency.lookup_table import bind_keeping_random_state
+
+        self._bound_table = bind_keeping_random_state(self._table, self._hypermodel)
         return self._bound_table
 
     def on_supernet_built(self, supernet, validation_data, training_data=None) -> None:

@@ -4,6 +4,7 @@ The strategy picks the rule; the choice point only asks it (`mix_layers`, `mix_i
 """
 
 from tfnas.blocks.rules.base import MixingRule, candidate_index, one_hot_architecture
+from tfnas.blocks.rules.binary_gate import BinaryGateMixture
 from tfnas.blocks.rules.bit_width import BitWidthMixture
 from tfnas.blocks.rules.gumbel import GumbelMixture
 from tfnas.blocks.rules.partial_channels import PartialChannelMixture, channel_shuffle
@@ -13,6 +14,7 @@ from tfnas.blocks.rules.single_path import SinglePath, UniformMixture
 from tfnas.blocks.rules.softmax import SoftmaxMixture
 
 __all__ = [
+    "BinaryGateMixture",
     "BitWidthMixture",
     "GumbelMixture",
     "MixingRule",
