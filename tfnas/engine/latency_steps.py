@@ -36,6 +36,41 @@ from tfnas.engine.supernet import choice_layers
 LATENCY_UNITS = {"ms": 1.0, "us": 1000.0}
 
 
+def check_table_describes(table, supernet: keras.Model, owner: str) -> None:
+    """Raises unless a bound latency table describes the supernet's layer choices.
+
+    Raises:
+        ValueError: when the table has no layout or lacks operations, when a choice is
+            conditional on a depth choice (which the strategies do not learn), or when its
+            choices are not the supernet's layer choices (names, candidates).
+    """
+    table._check_layout()
+    layers = {
+        layer.choice_name: layer
+        for layer in choice_layers(supernet)
+        if isinstance(layer, LayerChoice)
+    }
+    conditional = sorted({row["name"] for row in table.choices if row["conditions"]})
+    if conditional:
+        raise ValueError(
+            f"{owner} learns layer choices only, but the latency table's choices "
+            f"{conditional} run under depth choices, whose probabilities it does not "
+            "learn. Use a space whose depth is a `skip` operation of each block (e.g. "
+            "MobileSpace(..., joint_ops=True))."
+        )
+    for row in table.choices:
+        layer = layers.get(row["name"])
+        values = [dict(c["values"]) for c in row["candidates"]]
+        if layer is None or [dict(v) for v in layer.candidate_values] != values:
+            raise ValueError(
+                f"The latency table {table.path or '(in memory)'!r} does not describe "
+                f"this supernet: its choice {row['name']!r} with candidates {values} "
+                f"is not among the supernet's layer choices {sorted(layers)} with the "
+                "same candidates. Bind the table to the searched space "
+                "(`table.bind(space)`)."
+            )
+
+
 class ExpectedLatencyCost:
     """LAT(a) of the relaxed network from a latency lookup table, in `unit`.
 
@@ -70,32 +105,8 @@ class ExpectedLatencyCost:
                 fastest architecture's latency is <= e in `unit`.
         """
         table = self.table
-        table._check_layout()
-        layers = {
-            layer.choice_name: layer
-            for layer in choice_layers(supernet)
-            if isinstance(layer, LayerChoice)
-        }
-        conditional = sorted({row["name"] for row in table.choices if row["conditions"]})
-        if conditional:
-            raise ValueError(
-                f"{self.owner} relaxes layer choices only, but the latency table's choices "
-                f"{conditional} run under depth choices, whose probabilities it does not "
-                "learn. Use a space whose depth is a `skip` operation of each block (e.g. "
-                "MobileSpace(..., joint_ops=True))."
-            )
+        check_table_describes(table, supernet, self.owner)
         names = list(dict.fromkeys(row["name"] for row in table.choices))
-        for row in table.choices:
-            layer = layers.get(row["name"])
-            values = [dict(c["values"]) for c in row["candidates"]]
-            if layer is None or [dict(v) for v in layer.candidate_values] != values:
-                raise ValueError(
-                    f"The latency table {table.path or '(in memory)'!r} does not describe "
-                    f"this supernet: its choice {row['name']!r} with candidates {values} "
-                    f"is not among the supernet's layer choices {sorted(layers)} with the "
-                    "same candidates. Bind the table to the searched space "
-                    "(`table.bind(space)`)."
-                )
         self._rule = rule
         self.names = names
         self.fixed = float(table.fit["fixed_ms"]) * self.scale

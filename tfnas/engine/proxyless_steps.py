@@ -32,10 +32,11 @@ import keras
 import numpy as np
 
 from tfnas import validation
-from tfnas.blocks.supernet import LayerChoice
 from tfnas.engine.architecture_steps import FirstOrderStep
-from tfnas.engine.latency_steps import LATENCY_UNITS  # ms -> the unit 'mul#log' logs
-from tfnas.engine.supernet import choice_layers
+from tfnas.engine.latency_steps import (  # LATENCY_UNITS: ms -> the unit 'mul#log' logs
+    LATENCY_UNITS,
+    check_table_describes,
+)
 
 REGULARIZATIONS = ("mul#log", "add#linear", None)
 
@@ -215,29 +216,7 @@ class TableLatency:
                 conditional on a depth choice, or when its choices are not the supernet's.
         """
         table = self.table
-        table._check_layout()
-        layers = {
-            layer.choice_name: layer
-            for layer in choice_layers(supernet)
-            if isinstance(layer, LayerChoice)
-        }
-        conditional = sorted({row["name"] for row in table.choices if row["conditions"]})
-        if conditional:
-            raise ValueError(
-                f"{self.owner} learns layer choices only, but the latency table's choices "
-                f"{conditional} run under depth choices. Use a space whose depth is a `skip` "
-                "operation of each block (MobileSpace(..., joint_ops=True))."
-            )
-        for row in table.choices:
-            layer = layers.get(row["name"])
-            values = [dict(c["values"]) for c in row["candidates"]]
-            if layer is None or [dict(v) for v in layer.candidate_values] != values:
-                raise ValueError(
-                    f"The latency table {table.path or '(in memory)'!r} does not describe "
-                    f"this supernet: its choice {row['name']!r} with candidates {values} is "
-                    f"not among the supernet's layer choices {sorted(layers)} with the same "
-                    "candidates. Bind the table to the searched space (`table.bind(space)`)."
-                )
+        check_table_describes(table, supernet, self.owner)
         self.names = list(dict.fromkeys(row["name"] for row in table.choices))
         self.candidate_ms = {
             name: np.asarray(table.candidate_latencies(name), "float64") for name in self.names

@@ -40,13 +40,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from tfnas import validation
 from tfnas.tuners.gumbel import _GumbelOracle
+from tfnas.tuners.latency_aware import LatencyTableMixin
 
 if TYPE_CHECKING:
     from tfnas.blocks.rules import GumbelMixture
@@ -57,7 +56,7 @@ PAPER_EPOCHS, PAPER_WARMUP_EPOCHS, PAPER_DECAY = 90, 10, 0.045
 FINAL_TEMPERATURE = 5.0 * math.exp(-PAPER_DECAY * PAPER_EPOCHS)
 
 
-class FBNet(_GumbelOracle):
+class FBNet(LatencyTableMixin, _GumbelOracle):
     """FBNet (Wu et al. 2018): Gumbel-softmax DNAS on the latency of a lookup table.
 
     Args:
@@ -95,6 +94,7 @@ class FBNet(_GumbelOracle):
     hard = False
     schedule = "exponential"
     arch_split = "validation"
+    warmup_share = (PAPER_WARMUP_EPOCHS, PAPER_EPOCHS)
 
     def __init__(
         self,
@@ -114,29 +114,13 @@ class FBNet(_GumbelOracle):
         **kwargs: Any,
     ):
         from tfnas.engine.latency_steps import LATENCY_UNITS
-        from tfnas.latency.lookup_table import as_lookup_table
 
-        self._table, self.latency_table_path = as_lookup_table(latency_table, "FBNet")
-        self.latency_target_ms = (
-            None
-            if latency_target_ms is None
-            else validation.check_float(
-                "latency_target_ms", latency_target_ms, low=0.0, low_inclusive=False
-            )
-        )
+        self._init_latency_table(latency_table, latency_target_ms, warmup_epochs)
         self.latency_unit = validation.check_one_of(
             "latency_unit", latency_unit, tuple(LATENCY_UNITS)
         )
         self.alpha = validation.check_float("alpha", alpha, low=0.0, low_inclusive=False)
         self.beta = validation.check_float("beta", beta, low=0.0, low_inclusive=False)
-        self.warmup_epochs = (
-            None
-            if warmup_epochs is None
-            else validation.check_int("warmup_epochs", warmup_epochs, low=0)
-        )
-        # The table bound to the space of the supernet (set on first use).
-        self._bound_table: LookupTable | None = None
-        self._hypermodel = None
         super().__init__(
             objective, max_trials, temperature=temperature,
             arch_learning_rate=arch_learning_rate, arch_beta_1=arch_beta_1,
@@ -151,48 +135,6 @@ class FBNet(_GumbelOracle):
             initial_alphas=self._alphas,
         )  # fmt: skip
 
-    # --- The latency table ----------------------------------------------------------------
-
-    def stage_hypermodel(self, hypermodel):
-        """Records the hypermodel the supernet is built from (the table's space)."""
-        if hypermodel is not self._hypermodel:
-            self._hypermodel, self._bound_table = hypermodel, None
-        return super().stage_hypermodel(hypermodel)
-
-    def latency_table(self) -> LookupTable:
-        """The latency table, bound to the searched space once the supernet was built.
-
-        Raises:
-            ValueError: when the table lacks operations of the space (LookupTable's error),
-                or the table has no layout and no hypermodel is known to bind it to.
-        """
-        if self._bound_table is not None:
-            return self._bound_table
-        if self._hypermodel is None:
-            if not self._table.choices:
-                raise ValueError(
-                    "FBNet's latency table has no space layout yet: search with tfnas.Tuner "
-                    "(which binds it to the hypermodel), or pass "
-                    "LookupTable.load(path, space=space)."
-                )
-            return self._table
-        from tfnas.latency.lookup_table import bind_keeping_random_state
-
-        self._bound_table = bind_keeping_random_state(self._table, self._hypermodel)
-        return self._bound_table
-
-    def on_supernet_built(self, supernet, validation_data, training_data=None) -> None:
-        """Also binds the table and checks the latency target, before any training.
-
-        Raises:
-            ValueError: as `DifferentiableOracle.on_supernet_built`, when the table lacks
-                operations of the space, or when no architecture meets `latency_target_ms`.
-        """
-        super().on_supernet_built(supernet, validation_data, training_data)
-        table = self.latency_table()
-        if self.latency_target_ms is not None:
-            table.check_target(self.latency_target_ms)
-
     def _new_architecture_step(self, steps, **options):
         from tfnas.engine import latency_steps, quantization_steps
 
@@ -203,57 +145,6 @@ class FBNet(_GumbelOracle):
         return quantization_steps.CostScaledStep(
             cost=cost, beta=self.alpha, gamma=self.beta, **options
         )
-
-    # --- The schedule ---------------------------------------------------------------------
-
-    def warmup(self, epochs: int) -> int:
-        """Epochs (of `epochs`) that train only the weights: `warmup_epochs`, or the
-        paper's 10 of 90 scaled, `round(epochs / 9)`, at most `epochs - 1`."""
-        if self.warmup_epochs is not None:
-            return self.warmup_epochs
-        scaled = math.floor(PAPER_WARMUP_EPOCHS * epochs / PAPER_EPOCHS + 0.5)
-        return max(0, min(scaled, epochs - 1))
-
-    def check_epochs(self, epochs: int) -> None:
-        """Also checks that the warm-up leaves epochs for the architecture steps."""
-        super().check_epochs(epochs)
-        if self.warmup_epochs is not None and self.warmup_epochs >= epochs:
-            raise ValueError(
-                f"warmup_epochs must be smaller than the search's epochs, or theta never "
-                f"trains. Received: warmup_epochs={self.warmup_epochs}, epochs={epochs}"
-            )
-
-    def alphas_frozen(self, epoch: int) -> bool:
-        """True in the warm-up epochs (known once the supernet's epochs are)."""
-        if self._supernet_epochs is None:
-            return self.warmup_epochs is not None and epoch < self.warmup_epochs
-        return epoch < self.warmup(self._supernet_epochs)
-
-    # --- Candidates and results -----------------------------------------------------------
-
-    def is_feasible(self, values: Mapping[str, Any]) -> bool:
-        """Also requires the predicted latency to meet `latency_target_ms`, if set."""
-        if not super().is_feasible(values):
-            return False
-        if self.latency_target_ms is None:
-            return True
-        return self.latency_table().predict(values) <= self.latency_target_ms
-
-    def predicted_latency_ms(self, values: Mapping[str, Any] | None = None) -> float:
-        """The table's latency of the derived architecture (or of `values`), in ms."""
-        return self.latency_table().predict(self.derive() if values is None else values)
-
-    def expected_latency_ms(self) -> float:
-        """The expected latency (ms) under P_theta = softmax(theta), without noise."""
-        weights = {name: np.asarray(p, "float32") for name, p in self.softmax().items()}
-        table = self.latency_table()
-        names = {row["name"] for row in table.choices}
-        return float(table.expected_latency({n: w for n, w in weights.items() if n in names}))
-
-    def on_supernet_epoch_end(self, epoch, evaluate, logs=None, callbacks=None) -> None:
-        """Also records the expected latency under P_theta in the epoch's history."""
-        super().on_supernet_epoch_end(epoch, evaluate, logs=logs, callbacks=callbacks)
-        self.history[-1]["expected_latency_ms"] = self.expected_latency_ms()
 
     def _differentiable_state(self) -> dict[str, Any]:
         state = super()._differentiable_state()

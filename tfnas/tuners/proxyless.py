@@ -56,15 +56,12 @@ Deviations:
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from tfnas import validation
 from tfnas.tuners.differentiable import DifferentiableOracle
+from tfnas.tuners.latency_aware import LatencyTableMixin
 
 if TYPE_CHECKING:
     from tfnas.blocks.rules.binary_gate import BinaryGateMixture
@@ -75,7 +72,7 @@ GRADIENTS = ("binary_connect", "reinforce")
 AUTHORS_EPOCHS, AUTHORS_FROZEN_EPOCHS = 160, 41
 
 
-class ProxylessNAS(DifferentiableOracle):
+class ProxylessNAS(LatencyTableMixin, DifferentiableOracle):
     """ProxylessNAS (Cai, Zhu, Han 2018): binarized paths, latency from a lookup table.
 
     Args:
@@ -119,6 +116,8 @@ class ProxylessNAS(DifferentiableOracle):
     ```
     """
 
+    warmup_share = (AUTHORS_FROZEN_EPOCHS, AUTHORS_EPOCHS)
+
     def __init__(
         self,
         objective="val_accuracy",
@@ -149,9 +148,8 @@ class ProxylessNAS(DifferentiableOracle):
     ):
         from tfnas.blocks.rules.binary_gate import BINARY_MODES
         from tfnas.engine.proxyless_steps import LATENCY_UNITS, REGULARIZATIONS
-        from tfnas.latency.lookup_table import as_lookup_table
 
-        self._table, self.latency_table_path = as_lookup_table(latency_table, "ProxylessNAS")
+        self._init_latency_table(latency_table, latency_target_ms, warmup_epochs)
         self.regularization = validation.check_one_of(
             "regularization", regularization, REGULARIZATIONS
         )
@@ -173,13 +171,6 @@ class ProxylessNAS(DifferentiableOracle):
         self.rl_tradeoff_ratio = validation.check_float(
             "rl_tradeoff_ratio", rl_tradeoff_ratio, low=0.0
         )
-        self.latency_target_ms = (
-            None
-            if latency_target_ms is None
-            else validation.check_float(
-                "latency_target_ms", latency_target_ms, low=0.0, low_inclusive=False
-            )
-        )
         if self.latency_target_ms is None and self._needs_target():
             needs = (
                 f"regularization={self.regularization!r}"
@@ -191,16 +182,9 @@ class ProxylessNAS(DifferentiableOracle):
                 "(ms) of the latency term. Received: latency_target_ms=None; pass it, or "
                 "regularization=None / rl_tradeoff_ratio=0 for an accuracy-only search."
             )
-        self.warmup_epochs = (
-            None
-            if warmup_epochs is None
-            else validation.check_int("warmup_epochs", warmup_epochs, low=0)
-        )
         self.arch_update_every = validation.check_int("arch_update_every", arch_update_every, low=1)
         self.arch_update_steps = validation.check_int("arch_update_steps", arch_update_steps, low=1)
         self.arch_init_scale = validation.check_float("arch_init_scale", arch_init_scale, low=0.0)
-        self._bound_table: LookupTable | None = None
-        self._hypermodel = None
         super().__init__(
             objective=objective, max_trials=max_trials, arch_learning_rate=arch_learning_rate,
             arch_beta_1=arch_beta_1, arch_beta_2=arch_beta_2,
@@ -219,49 +203,6 @@ class ProxylessNAS(DifferentiableOracle):
             binary_mode=self.binary_mode, seed=self.seed, init_scale=self.arch_init_scale,
             initial_alphas=self._alphas,
         )  # fmt: skip
-
-    # --- The latency table ----------------------------------------------------------------
-
-    def stage_hypermodel(self, hypermodel):
-        """Records the hypermodel the supernet is built from (the table's space)."""
-        if hypermodel is not self._hypermodel:
-            self._hypermodel, self._bound_table = hypermodel, None
-        return super().stage_hypermodel(hypermodel)
-
-    def latency_table(self) -> LookupTable:
-        """The latency table, bound to the searched space once the supernet was built.
-
-        Raises:
-            ValueError: when the table lacks operations of the space (LookupTable's error),
-                or it has no layout and no hypermodel is known to bind it to.
-        """
-        if self._bound_table is not None:
-            return self._bound_table
-        if self._hypermodel is None:
-            if not self._table.choices:
-                raise ValueError(
-                    "ProxylessNAS's latency table has no space layout yet: search with "
-                    "tfnas.Tuner (which binds it to the hypermodel), or pass "
-                    "LookupTable.load(path, space=space)."
-                )
-            return self._table
-        from tfnas.latency.lookup_table import bind_keeping_random_state
-
-        self._bound_table = bind_keeping_random_state(self._table, self._hypermodel)
-        return self._bound_table
-
-    def on_supernet_built(self, supernet, validation_data, training_data=None) -> None:
-        """Also binds the table and checks the latency target, before any training.
-
-        Raises:
-            ValueError: as `DifferentiableOracle.on_supernet_built`, when the table lacks
-                operations of the space, or when `latency_target_ms` is below the fastest
-                architecture's predicted latency.
-        """
-        super().on_supernet_built(supernet, validation_data, training_data)
-        table = self.latency_table()
-        if self.latency_target_ms is not None:
-            table.check_target(self.latency_target_ms)
 
     def _new_architecture_step(self, steps, **options):
         from tfnas.engine import proxyless_steps
@@ -283,57 +224,6 @@ class ProxylessNAS(DifferentiableOracle):
             update_every=self.arch_update_every, update_steps=self.arch_update_steps,
             **options,
         )  # fmt: skip
-
-    # --- The schedule ---------------------------------------------------------------------
-
-    def warmup(self, epochs: int) -> int:
-        """Epochs (of `epochs`) with frozen alphas: `warmup_epochs`, or the authors' 41 of
-        160 scaled, `round(epochs * 41 / 160)`, at most `epochs - 1`."""
-        if self.warmup_epochs is not None:
-            return self.warmup_epochs
-        scaled = math.floor(AUTHORS_FROZEN_EPOCHS * epochs / AUTHORS_EPOCHS + 0.5)
-        return max(0, min(scaled, epochs - 1))
-
-    def check_epochs(self, epochs: int) -> None:
-        """Also checks that the warm-up leaves epochs for the alpha updates."""
-        super().check_epochs(epochs)
-        if self.warmup_epochs is not None and self.warmup_epochs >= epochs:
-            raise ValueError(
-                "warmup_epochs must be smaller than the search's epochs, or the alphas never "
-                f"train. Received: warmup_epochs={self.warmup_epochs}, epochs={epochs}"
-            )
-
-    def alphas_frozen(self, epoch: int) -> bool:
-        """True in the warm-up epochs (known once the supernet's epochs are)."""
-        if self._supernet_epochs is None:
-            return self.warmup_epochs is not None and epoch < self.warmup_epochs
-        return epoch < self.warmup(self._supernet_epochs)
-
-    # --- Results --------------------------------------------------------------------------
-
-    def is_feasible(self, values: Mapping[str, Any]) -> bool:
-        """Also requires the predicted latency to meet `latency_target_ms`, if set."""
-        if not super().is_feasible(values):
-            return False
-        if self.latency_target_ms is None:
-            return True
-        return self.latency_table().predict(values) <= self.latency_target_ms
-
-    def predicted_latency_ms(self, values: Mapping[str, Any] | None = None) -> float:
-        """The table's latency of the derived architecture (or of `values`), in ms."""
-        return self.latency_table().predict(self.derive() if values is None else values)
-
-    def expected_latency_ms(self) -> float:
-        """E[LAT] (ms) under softmax(alpha) over all candidates."""
-        table = self.latency_table()
-        names = {row["name"] for row in table.choices}
-        weights = {n: np.asarray(p, "float32") for n, p in self.softmax().items() if n in names}
-        return float(table.expected_latency(weights))
-
-    def on_supernet_epoch_end(self, epoch, evaluate, logs=None, callbacks=None) -> None:
-        """Also records E[LAT] under softmax(alpha) in the epoch's history."""
-        super().on_supernet_epoch_end(epoch, evaluate, logs=logs, callbacks=callbacks)
-        self.history[-1]["expected_latency_ms"] = self.expected_latency_ms()
 
     def _differentiable_state(self) -> dict[str, Any]:
         state = super()._differentiable_state()
