@@ -5,11 +5,13 @@
 
 import keras_tuner
 
+from tfnas.tuners.asng import ASNGNAS
 from tfnas.tuners.differentiable import DARTS, PDARTS, DARTSPlus
 from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.fbnet import FBNet
 from tfnas.tuners.gumbel import GDAS, SNAS
+from tfnas.tuners.mnasnet import MnasNet
 from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.partial_channels import PCDARTS
@@ -17,6 +19,7 @@ from tfnas.tuners.pnas import PNAS
 from tfnas.tuners.proxyless import ProxylessNAS
 from tfnas.tuners.quantization import MixedPrecisionDNAS
 from tfnas.tuners.reinforce import Reinforce
+from tfnas.tuners.single_path import SinglePathNAS
 
 RandomSearchOracle = keras_tuner.oracles.RandomSearchOracle
 BayesianOptimizationOracle = keras_tuner.oracles.BayesianOptimizationOracle
@@ -26,6 +29,7 @@ ORACLES = {
     "bayesian": BayesianOptimizationOracle,
     "regularized_evolution": RegularizedEvolution,
     "reinforce": Reinforce,
+    "mnasnet": MnasNet,
     "pnas": PNAS,
     "nao": NAO,
     "spos": SPOS,
@@ -34,6 +38,7 @@ ORACLES = {
     "random_weight_sharing": RandomWeightSharing,
     "one_shot": OneShot,
     "enas": ENAS,
+    "asng_nas": ASNGNAS,
     "darts": DARTS,
     "darts_plus": DARTSPlus,
     "pdarts": PDARTS,
@@ -43,6 +48,7 @@ ORACLES = {
     "mixed_precision_dnas": MixedPrecisionDNAS,
     "fbnet": FBNet,
     "proxylessnas": ProxylessNAS,
+    "single_path_nas": SinglePathNAS,
 }
 
 

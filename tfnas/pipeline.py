@@ -474,8 +474,18 @@ def run_search(
     hypermodel = spaces.make(space, data.input_shape, data.num_classes)
     parameters = inspect.signature(oracle_class).parameters
     table = None
-    # FBNet and ProxylessNAS need a table: one is built here if none is given.
-    if latency_table is not None or latency_target_ms is not None or "latency_table" in parameters:
+    check_search = getattr(oracle_class, "check_search", None)
+    if check_search is not None:  # Before a table is built for a search that cannot run.
+        check_search(hypermodel, latency_target_ms)
+    # MnasNet rewards every trial's measured latency: the target is in its reward (soft),
+    # not a limit, and needs no table.
+    rewards_latency = getattr(oracle_class, "requires_latency", False)
+    if rewards_latency:
+        limits.pop(LATENCY_METRIC, None)
+    # FBNet, ProxylessNAS and SinglePathNAS need a table: one is built if none is given.
+    if latency_table is not None or (
+        not rewards_latency and (latency_target_ms is not None or "latency_table" in parameters)
+    ):
         table = _latency_table(
             latency_table, hypermodel, space, output_dir, num_threads, quantize, verbose
         )
@@ -511,6 +521,8 @@ def run_search(
         overwrite=overwrite,
         limits=limits,
         latency_table=table,
+        measure_latency=rewards_latency,
+        latency_options={"num_threads": num_threads, "quantize": quantize},
     )
     # After the Tuner, which deletes the project directory when overwriting.
     os.makedirs(project_dir, exist_ok=True)

@@ -463,6 +463,20 @@ def test_a_target_without_a_table_builds_one_on_this_machine(tmp_path, monkeypat
     assert built["quantize"] is None
 
 
+@pytest.mark.parametrize("oracle, space, message", [
+    ("proxylessnas", "proxyless", r"needs latency_target_ms.*pass --latency_target_ms"),
+    ("single_path_nas", "nasbench201", "MBConv views sharing one set of weights"),
+    ("mnasnet", "nasbench201", r"needs the target latency T.*--latency_target_ms"),
+])  # fmt: skip
+def test_latency_oracles_that_cannot_search_fail_before_the_table_build(
+    tmp_path, monkeypatch, oracle, space, message
+):
+    monkeypatch.setattr(pipeline.latency, "build_table",
+                        lambda *a, **k: pytest.fail("built a table first"))  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        pipeline.run_search(output_dir=str(tmp_path), oracle=oracle, space=space, verbose=0)
+
+
 def test_latency_aware_oracles_get_the_table_and_target(tmp_path, monkeypatch, nasbench201_table):
     received = {}
 

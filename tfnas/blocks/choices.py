@@ -221,6 +221,7 @@ def layer_choice(
     candidates: Mapping[str, LayerFactory],
     *,
     default: str | None = None,
+    shared_factory: Callable[[list[str]], list[keras.layers.Layer]] | None = None,
 ):
     """A choice among named candidate layers.
 
@@ -231,6 +232,10 @@ def layer_choice(
         candidates: an ordered dict of candidate name -> zero-argument callable returning a
             fresh `keras.layers.Layer`. Every candidate must produce the same output shape.
         default: the candidate used before the search chooses (default: the first).
+        shared_factory: optional, for supernets whose rule computes a choice from weights
+            its candidates share (`MixingRule.shares_weights`, e.g. Single-Path NAS's
+            super-kernel): called with the candidate names, returns one candidate layer per
+            name, the candidates sharing their weights. Other rules build `candidates`.
 
     Returns:
         A callable to apply to a tensor. In fixed mode it applies only the chosen standard
@@ -259,7 +264,10 @@ def layer_choice(
             raise _inactive_error(name)
         return _FixedChoice(name, key, _make_layer(name, key, candidates[key]), candidates)
     hp.Choice(name, keys, default=default)
-    layers = [_make_layer(name, key, candidates[key]) for key in keys]
+    if shared_factory is not None and rule.shares_weights:
+        layers = list(shared_factory(keys))
+    else:
+        layers = [_make_layer(name, key, candidates[key]) for key in keys]
     return LayerChoice(name, layers, [{name: key} for key in keys], rule, name=_layer_name(name))
 
 

@@ -175,9 +175,10 @@ def op_factories(names, make: Callable[[str], layers.Layer]) -> dict[str, Callab
     return {name: (lambda n=name: make(n)) for name in names}
 
 
-def _mobile_bn() -> layers.Layer:
-    # Keras applications' MobileNet/MnasNet settings.
-    return layers.BatchNormalization(epsilon=1e-3, momentum=0.999)
+def mobile_bn(momentum: float = 0.999) -> layers.Layer:
+    """Batch norm with Keras applications' MobileNet settings (epsilon 1e-3, momentum
+    0.999; the MnasNet code uses 0.99)."""
+    return layers.BatchNormalization(epsilon=1e-3, momentum=momentum)
 
 
 def mbconv(
@@ -189,13 +190,16 @@ def mbconv(
     se_ratio: float = 0.0,
     activation: str = "relu6",
     name: str | None = None,
+    residual: bool = True,
+    batch_norm_momentum: float = 0.999,
 ) -> keras.Model:
     """An inverted-residual (MBConv) block as a nested functional Keras model.
 
     Expand (1x1, skipped when `expansion == 1`), depthwise `kernel_size`, optional
     squeeze-and-excitation on the expanded features (reduced to
     `max(1, int(input_filters * se_ratio))`, the MnasNet/EfficientNet rule), project (1x1),
-    and a residual connection when the stride is 1 and the width is unchanged.
+    and a residual connection when the stride is 1 and the width is unchanged (and
+    `residual`: MnasNet's skip `none` drops it). Batch norms: `mobile_bn`.
     """
     if expansion < 1 or kernel_size < 1 or strides not in (1, 2):
         raise ValueError(
@@ -208,9 +212,9 @@ def mbconv(
     x = inputs
     if expansion != 1:
         x = layers.Conv2D(expanded, 1, padding="same", use_bias=False)(x)
-        x = layers.Activation(activation)(_mobile_bn()(x))
+        x = layers.Activation(activation)(mobile_bn(batch_norm_momentum)(x))
     x = layers.DepthwiseConv2D(kernel_size, strides, padding="same", use_bias=False)(x)
-    x = layers.Activation(activation)(_mobile_bn()(x))
+    x = layers.Activation(activation)(mobile_bn(batch_norm_momentum)(x))
     if se_ratio > 0:
         squeezed = max(1, int(in_filters * se_ratio))
         se = layers.GlobalAveragePooling2D(keepdims=True)(x)
@@ -218,8 +222,8 @@ def mbconv(
         se = layers.Conv2D(expanded, 1, activation="sigmoid")(se)
         x = layers.Multiply()([x, se])
     x = layers.Conv2D(filters, 1, padding="same", use_bias=False)(x)
-    x = _mobile_bn()(x)
-    if strides == 1 and in_filters == filters:
+    x = mobile_bn(batch_norm_momentum)(x)
+    if residual and strides == 1 and in_filters == filters:
         x = layers.Add()([inputs, x])
     return keras.Model(inputs, x, name=name or f"mbconv_{keras.backend.get_uid('mbconv')}")
 
@@ -303,13 +307,13 @@ def fbnet_block(
     x = inputs
     if expansion != 1 or e1_pointwise:
         x = layers.Conv2D(expanded, 1, groups=groups, use_bias=False)(x)
-        x = layers.ReLU()(_mobile_bn()(x))
+        x = layers.ReLU()(mobile_bn()(x))
     if groups > 1 and (expansion != 1 or e1_pointwise):
         x = channel_shuffle(tuple(x.shape[1:]), groups)(x)
     x = layers.DepthwiseConv2D(kernel_size, strides, padding="same", use_bias=False)(x)
-    x = layers.ReLU()(_mobile_bn()(x))
+    x = layers.ReLU()(mobile_bn()(x))
     x = layers.Conv2D(filters, 1, groups=groups, use_bias=False)(x)
-    x = _mobile_bn()(x)
+    x = mobile_bn()(x)
     if strides == 1 and in_filters == filters:
         x = layers.Add()([inputs, x])
     return keras.Model(inputs, x, name=name or f"fbnet_block_{keras.backend.get_uid('fbnet')}")
@@ -326,7 +330,7 @@ def fbnet_skip(input_shape, filters: int, strides: int = 1) -> layers.Layer:
         [
             keras.Input(tuple(input_shape)),
             layers.Conv2D(filters, 1, strides, use_bias=False),
-            _mobile_bn(),
+            mobile_bn(),
             layers.ReLU(),
         ],
         name=f"fbnet_skip_{keras.backend.get_uid('fbnet_skip')}",

@@ -9,6 +9,11 @@ FBNetV2: a candidate uses the centre `k x k` of the depthwise kernel and the fir
 `SharedMBConv` holds the shared weights; `MBConvView` is one candidate, a layer that owns
 only its batch norms. `MBConvView.export_layer()` returns the standard `ops.mbconv` model
 of that candidate with the sliced weights, which is how an exported network inherits them.
+
+Single-Path NAS computes the whole block as one super-kernel with one set of batch norms
+for the widest candidate (`tfnas.blocks.rules.SuperKernelThresholds`): its views are built
+with `switchable_batch_norm=False`, own no batch norm and export the widest view's batch
+norms sliced to their width.
 """
 
 from __future__ import annotations
@@ -78,12 +83,17 @@ class MBConvView(keras.layers.Layer):
         shared: the block's `SharedMBConv`.
         input_shape: the block's input shape (without batch).
         kernel_size, expansion, se_ratio, activation: this candidate.
+        batch_norms_from: None (the candidate's own batch norms), or the block's widest
+            view, whose batch norms this candidate uses sliced to its width; such a view
+            is computed by the super-kernel rule only, never called on its own.
     """
 
     def __init__(self, shared: SharedMBConv, input_shape, kernel_size, expansion, se_ratio,
-                 activation="relu6", **kwargs):  # fmt: skip
+                 activation="relu6", batch_norms_from: MBConvView | None = None,
+                 **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.shared = shared
+        self.batch_norms_from = batch_norms_from
         self.block_input_shape = tuple(input_shape)
         self.kernel_size, self.expansion = int(kernel_size), int(expansion)
         self.se_ratio, self.activation = float(se_ratio), activation
@@ -91,12 +101,18 @@ class MBConvView(keras.layers.Layer):
         self.width = in_channels * self.expansion
         self.squeezed = max(1, int(in_channels * self.se_ratio)) if self.se_ratio > 0 else 0
         bn = lambda: keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.999)
-        self.expand_bn = bn() if self.expansion != 1 else None
-        self.depthwise_bn, self.project_bn = bn(), bn()
+        if batch_norms_from is not None:
+            self.expand_bn = self.depthwise_bn = self.project_bn = None
+        else:
+            self.expand_bn = bn() if self.expansion != 1 else None
+            self.depthwise_bn, self.project_bn = bn(), bn()
 
     def build(self, input_shape):
         if not self.shared.built:
             self.shared.build(input_shape)
+        if self.batch_norms_from is not None:
+            self.built = True
+            return
         batch = (None, *self.block_input_shape[:-1])
         if self.expand_bn is not None:
             self.expand_bn.build((*batch, self.width))
@@ -124,7 +140,23 @@ class MBConvView(keras.layers.Layer):
             weights["se_expand_bias"] = s.se_expand_bias[: self.width]
         return weights
 
+    def batch_norm_weights(self) -> list[list]:
+        """This candidate's batch norms' weights (gamma, beta, mean, variance), expand
+        (if any), depthwise and project, sliced from the widest view's where it borrows."""
+        source = self.batch_norms_from or self
+        norms = [source.expand_bn] if self.expansion != 1 else []
+        widths = [self.width] * len(norms) + [self.width, self.shared.filters]
+        return [
+            [w[:width] for w in norm.get_weights()]
+            for norm, width in zip([*norms, source.depthwise_bn, source.project_bn], widths)
+        ]
+
     def call(self, inputs, training=None):
+        if self.batch_norms_from is not None:
+            raise TypeError(
+                "This MBConvView borrows the batch norms of its block's widest candidate: "
+                "only the super-kernel rule (SuperKernelThresholds) computes it."
+            )
         ops_ = keras.ops
         w = self._slices()
         act = keras.activations.get(self.activation)
@@ -172,19 +204,30 @@ class MBConvView(keras.layers.Layer):
         )
         for conv, key in zip(convs, [*order, "project"]):
             conv.set_weights([w[key], w[key + "_bias"]] if conv.use_bias else [w[key]])
-        own = [n for n in (self.expand_bn, self.depthwise_bn, self.project_bn) if n is not None]
-        for target, source in zip(norms, own):
-            target.set_weights(source.get_weights())
+        for target, weights in zip(norms, self.batch_norm_weights()):
+            target.set_weights(weights)
         return model
 
 
-def mbconv_views(input_shape, filters: int, strides: int, combos: Sequence[dict]) -> list:
+def mbconv_views(
+    input_shape,
+    filters: int,
+    strides: int,
+    combos: Sequence[dict],
+    switchable_batch_norm: bool = True,
+) -> list:
     """One `MBConvView` per attribute combination, all sharing one `SharedMBConv`.
 
     Args:
         input_shape: the block input shape (without batch).
         filters, strides: the block's output width and stride.
         combos: dicts with `kernel_size`, `expansion`, `se_ratio`, `activation`.
+        switchable_batch_norm: each candidate with its own batch norms (True), or all with
+            those of the widest combination (largest kernel and expansion, which must be
+            among `combos`), as the super-kernel of Single-Path NAS computes.
+
+    Raises:
+        ValueError: without switchable batch norms, when no combination is the widest.
     """
     shared = SharedMBConv(
         filters,
@@ -193,7 +236,23 @@ def mbconv_views(input_shape, filters: int, strides: int, combos: Sequence[dict]
         sorted({c["se_ratio"] for c in combos}),
         strides,
     )
-    return [MBConvView(shared, input_shape, **combo) for combo in combos]
+    if switchable_batch_norm:
+        return [MBConvView(shared, input_shape, **combo) for combo in combos]
+    widest = [
+        i
+        for i, c in enumerate(combos)
+        if (c["kernel_size"], c["expansion"]) == (max(shared.kernel_sizes), max(shared.expansions))
+    ]
+    if not widest:
+        raise ValueError(
+            "Shared batch norms are those of the widest candidate (largest kernel size and "
+            f"expansion), which is not among the combinations. Received: combos={combos!r}"
+        )
+    source = MBConvView(shared, input_shape, **combos[widest[0]])
+    return [
+        source if i == widest[0] else MBConvView(shared, input_shape, **c, batch_norms_from=source)
+        for i, c in enumerate(combos)
+    ]
 
 
 def exportable(layer) -> keras.layers.Layer:

@@ -21,8 +21,9 @@ covers it.
 - `SecondOrderStep`: DARTS's unrolled step with the finite-difference Hessian-vector
   product; the weights and batch-norm statistics are restored afterwards.
 
-Every step uses Adam (`epsilon=1e-8`) with the L2 decay added to the gradient, checks in
-the graph that the loss and the alphas are finite, and is traced once for every batch size.
+Every step uses Adam (`epsilon=1e-8`, or the strategy's `optimizer`) with the L2 decay
+added to the gradient, checks in the graph that the loss and the alphas are finite, and is
+traced once for every batch size.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ from tfnas.blocks.supernet import LayerChoice
 from tfnas.engine.supernet import choice_layers, synchronous
 
 SPLITS = ("validation", "training")
+
+
+def check_built_with(supernet: keras.Model, rule, owner: str) -> None:
+    """Raises ValueError unless `supernet` was built with the mixing rule `rule`."""
+    if not any(layer.mixing_rule is rule for layer in choice_layers(supernet)):
+        raise ValueError(
+            f"{owner}'s architecture step needs a supernet built with the rule returned by "
+            "the oracle's make_mixing_rule()."
+        )
 
 
 class ArchitectureStep:
@@ -220,6 +230,8 @@ class FirstOrderStep(ArchitectureStep):
             weights, with the mixture of the current alphas); the step then takes no
             batch and only sets the rule for the weight step.
         owner: the strategy's name, for error messages.
+        optimizer: optional `optimizer(learning_rate)` returning the Keras optimizer of
+            the alphas (default: Adam with `beta_1`, `beta_2` and `epsilon=1e-8`).
 
     Example:
 
@@ -243,8 +255,10 @@ class FirstOrderStep(ArchitectureStep):
         resample: Callable[[Any, float], None] | None = None,
         alphas_frozen: Callable[[int], bool] | None = None,
         owner: str = "DARTS",
+        optimizer: Callable[[float], keras.optimizers.Optimizer] | None = None,
     ):
         self.split = validation.check_one_of("split", split, SPLITS)
+        self.make_optimizer = optimizer
         self.alphas_frozen = alphas_frozen
         self.learning_rate = float(learning_rate)
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
@@ -273,11 +287,7 @@ class FirstOrderStep(ArchitectureStep):
             ValueError: when the supernet was not built with `rule`, or the split the step
                 needs is missing.
         """
-        if not any(layer.mixing_rule is rule for layer in choice_layers(supernet)):
-            raise ValueError(
-                f"{self.owner}'s architecture step needs a supernet built with the rule returned "
-                "by the oracle's make_mixing_rule()."
-            )
+        check_built_with(supernet, rule, self.owner)
         self._data = {"validation": validation_data, "training": training_data}
         for split in self._splits():
             if self._data[split] is None:
@@ -367,13 +377,16 @@ class FirstOrderStep(ArchitectureStep):
 
     def _get_optimizer(self) -> keras.optimizers.Optimizer:
         if self.optimizer is None:
-            self.optimizer = keras.optimizers.Adam(
-                self.learning_rate,
-                beta_1=self.beta_1,
-                beta_2=self.beta_2,
-                epsilon=1e-8,
-                name="arch_adam",
-            )
+            if self.make_optimizer is not None:
+                self.optimizer = self.make_optimizer(self.learning_rate)
+            else:
+                self.optimizer = keras.optimizers.Adam(
+                    self.learning_rate,
+                    beta_1=self.beta_1,
+                    beta_2=self.beta_2,
+                    epsilon=1e-8,
+                    name="arch_adam",
+                )
             self.optimizer.build(self._rule.alpha_variables)
             if self._optimizer_state is not None:
                 self._assign_optimizer_state()

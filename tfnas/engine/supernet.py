@@ -9,6 +9,7 @@ and collapses a path into a plain Keras model.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -88,16 +89,18 @@ def _extend_optimizer(optimizer, marker: str, make_methods) -> None:
     optimizer.__class__ = type(base.__name__, (base,), {**attributes, **make_methods(base)})
 
 
-def sum_accumulated_gradients(optimizer: keras.optimizers.Optimizer) -> None:
-    """Makes an optimizer with `gradient_accumulation_steps=m` apply the sum of its m
-    micro-steps' gradients once, with its learning-rate schedule at the update count.
+def sum_accumulated_gradients(optimizer: keras.optimizers.Optimizer, mean: bool = False) -> None:
+    """Makes an optimizer with `gradient_accumulation_steps=m` apply the sum (or, with
+    `mean`, the mean) of its m micro-steps' gradients once, with its learning-rate
+    schedule at the update count.
 
     Keras averages the accumulated gradients and evaluates a `LearningRateSchedule` at
     the micro-step count. FairNAS (Chu et al. 2019, Algorithm 1) sums the gradients of
     the m paths of a batch into one update, and a schedule steps once per update. Each
-    micro-step's gradients are scaled by m (so Keras's mean is the sum) and the schedule
-    reads `optimizer.iterations`, the count of real updates. Clipping and weight decay
-    apply once, to the summed gradient, as for any single update.
+    micro-step's gradients are scaled by m (so Keras's mean is the sum; ASNG-NAS's code
+    averages, `mean=True`) and the schedule reads `optimizer.iterations`, the count of
+    real updates. Clipping and weight decay apply once, to the accumulated gradient, as
+    for any single update.
     """
     steps = optimizer.gradient_accumulation_steps
     if not steps or steps < 2:
@@ -109,8 +112,10 @@ def sum_accumulated_gradients(optimizer: keras.optimizers.Optimizer) -> None:
     def make_methods(base):
         from keras.optimizers.schedules import LearningRateSchedule
 
+        scale = 1 if mean else steps
+
         def apply(self, grads, trainable_variables=None):
-            grads = [g if g is None else g * steps for g in grads]
+            grads = [g if g is None else g * scale for g in grads]
             return base.apply(self, grads, trainable_variables)
 
         def _get_current_learning_rate(self):
@@ -168,6 +173,21 @@ def batch_norm_layers(model: keras.Model) -> list:
         for layer in model._flatten_layers(include_self=False)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.built
     ]
+
+
+@contextlib.contextmanager
+def moving_statistics_kept(norms):
+    """Batch norms `norms` with momentum 1 inside the block: a training-mode step traced
+    there (momentum is read when tracing) uses batch statistics and leaves the moving ones
+    as they are (`1 * moving + 0 * batch`)."""
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 1.0
+        yield
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 def recalibrate_batch_norm(model: keras.Model, batches, forward=None) -> None:
@@ -485,7 +505,10 @@ class SupernetTrainer:
                     {**config, "optimizer": optimizer, "steps_per_execution": 1}
                 )
             if paths > 1:
-                sum_accumulated_gradients(supernet.optimizer)
+                # The paths' gradients summed (FairNAS), or averaged where the oracle's
+                # method does (`path_gradients = "mean"`: ASNG-NAS).
+                mean = getattr(self.oracle, "path_gradients", "sum") == "mean"
+                sum_accumulated_gradients(supernet.optimizer, mean=mean)
         if rule.trains_one_path:
             update_only_the_trained_path(supernet.optimizer)
         self.supernet, self.rule = supernet, rule
@@ -725,16 +748,8 @@ class SupernetTrainer:
 
         def reward_step(x, y):
             supernet.reset_metrics()
-            momenta = [layer.momentum for layer in norms]
-            try:
-                # Read when the step is traced (the first call): moving statistics
-                # become `1 * moving + 0 * batch`.
-                for layer in norms:
-                    layer.momentum = 1.0
+            with moving_statistics_kept(norms):
                 return traced(x, y)
-            finally:
-                for layer, momentum in zip(norms, momenta):
-                    layer.momentum = momentum
 
         self._reward = (supernet, reward_step)
         return reward_step

@@ -461,16 +461,18 @@ def test_a_save_killed_before_its_commit_keeps_the_previous_epoch_whole(tmp_path
     assert names == ["supernet-00002.npz"]
 
 
-def test_summed_accumulation_applies_the_sum_of_the_micro_steps_once():
+@pytest.mark.parametrize("mean", [False, True])
+def test_summed_accumulation_applies_the_sum_of_the_micro_steps_once(mean):
     # FairNAS: the m paths' gradients of one batch are summed into one update, and a
     # learning-rate schedule steps once per update (Keras alone averages them and steps
-    # the schedule per micro-step).
+    # the schedule per micro-step). ASNG-NAS averages them (`mean=True`), still one
+    # schedule step per update.
     keras.utils.set_random_seed(0)
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0, 1], [0.1, 0.05, 0.02])
     model.compile(keras.optimizers.SGD(schedule, gradient_accumulation_steps=3), loss="mse")
-    engine.sum_accumulated_gradients(model.optimizer)
+    engine.sum_accumulated_gradients(model.optimizer, mean=mean)
     rng = np.random.default_rng(0)
     x, y = rng.random((6, 3), dtype="float32"), rng.random((6, 2), dtype="float32")
     start = [w.numpy() for w in model.trainable_weights]
@@ -486,6 +488,7 @@ def test_summed_accumulation_applies_the_sum_of_the_micro_steps_once():
     model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
     assert int(model.optimizer.iterations) == 1
     for w, w0, g in zip(model.trainable_weights, start, summed):
+        g = g / 3 if mean else g
         np.testing.assert_allclose(w.numpy(), w0 - 0.1 * g, rtol=1e-5, atol=1e-6)
     # The schedule reads the update count: 0.05 for the second update, not the micro-step.
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)

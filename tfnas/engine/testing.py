@@ -42,3 +42,23 @@ def data(n: int = 256, seed: int = 0):
         digits.x_val[: n // 2],
         digits.y_val[: n // 2],
     )
+
+
+def with_space(oracle):
+    """`oracle` with the hyperparameters of `build` registered (no search needed)."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    build(hp)
+    oracle.hyperparameters = hp
+    return oracle
+
+
+class RuleRecorder:
+    """A stand-in mixing rule that records the architectures it is set to."""
+
+    def __init__(self):
+        self.architectures = []
+
+    def set_architecture(self, values):
+        self.architectures.append(dict(values))

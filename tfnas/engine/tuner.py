@@ -233,6 +233,9 @@ class Tuner(keras_tuner.Tuner):
             hypermodel's space: without `measure_latency`, each trial's `latency_ms` is the
             latency it predicts (no conversion, no timing), so an objective or an oracle's
             `constraints` can use latency at no cost per trial.
+        latency_runner: a `tfnas.latency.Runner` (`LocalRunner`, `AdbRunner`, ...) that
+            times every trial's `.tflite` (converted with `latency_options["quantize"]`)
+            instead of `tfnas.latency.measure`: the latency on the target device.
         **kwargs: the other arguments of `keras_tuner.Tuner`.
 
     Example:
@@ -254,8 +257,14 @@ class Tuner(keras_tuner.Tuner):
         measure_latency: bool = False,
         latency_options: Mapping[str, Any] | None = None,
         latency_table=None,
+        latency_runner=None,
         **kwargs,
     ):
+        if latency_runner is not None and not callable(getattr(latency_runner, "measure", None)):
+            raise TypeError(
+                "latency_runner must be a tfnas.latency.Runner (with measure(path)). "
+                f"Received: latency_runner of type {type(latency_runner).__name__}"
+            )
         if latency_options is not None and not isinstance(latency_options, Mapping):
             raise TypeError(
                 f"latency_options must be a dict of tfnas.latency.measure arguments. "
@@ -263,7 +272,17 @@ class Tuner(keras_tuner.Tuner):
             )
         self.measure_latency = bool(measure_latency)
         self.latency_options = dict(latency_options or {})
+        self.latency_runner = latency_runner
         self.latency_table = _bind_latency_table(latency_table, hypermodel)
+        if getattr(oracle, "requires_latency", False) and not (
+            self.measure_latency or latency_runner is not None or self.latency_table is not None
+        ):
+            raise ValueError(
+                f"{type(oracle).__name__} rewards each trial's latency_ms, which this Tuner "
+                "would not record. Pass measure_latency=True (LiteRT on this machine), "
+                "latency_runner=... (e.g. tfnas.latency.AdbRunner()) or latency_table=... "
+                "to tfnas.Tuner."
+            )
         self._costs_cache: dict[str, dict[str, float]] = {}
         self._trainer = None
         try:
@@ -389,12 +408,27 @@ class Tuner(keras_tuner.Tuner):
     def model_costs(self, model: keras.Model, values) -> dict[str, float]:
         """The recorded costs of `model`, the fixed-mode model of the architecture `values`
         (`tfnas.cost.model_costs`, and the table's predicted `latency_ms`)."""
+        if self.latency_runner is not None:
+            costs = model_costs(model)
+            costs[LATENCY_METRIC] = self._runner_latency(model)
+            return costs
         costs = model_costs(
             model, measure_latency=self.measure_latency, latency_options=self.latency_options
         )
         if self.latency_table is not None and not self.measure_latency:
             costs[LATENCY_METRIC] = self.latency_table.predict(values)
         return costs
+
+    def _runner_latency(self, model: keras.Model) -> float:
+        """`model`'s latency (ms) as `latency_runner` times its `.tflite`."""
+        import tempfile
+
+        from tfnas.latency.lookup_table import measure_model
+
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "trial.tflite")
+            quantize = self.latency_options.get("quantize")
+            return measure_model(model, self.latency_runner, path, quantize=quantize)
 
     def retrain(self, hyperparameters=None, *fit_args, **fit_kwargs):
         """Trains an architecture from scratch in fixed mode (default: the best one).

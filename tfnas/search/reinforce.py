@@ -44,6 +44,40 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+class ReinforceUpdate:
+    """The controller's update rule: one REINFORCE step on a batch (Williams 1992).
+
+    The interface of every update rule of `Controller` (`update_rule=`): `step(controller,
+    space, architectures, advantages)` changes `controller.params` (with
+    `controller.optimizer`) from a batch of architectures sampled from the current policy
+    and their advantages `R - b` (already normalized where the controller normalizes);
+    `get_state()` / `set_state()` keep what the rule learns between batches (JSON). A PPO
+    rule (several clipped-ratio epochs over the batch) plugs in the same way.
+    """
+
+    def step(
+        self,
+        controller: Controller,
+        space: encoding.SpaceEncoding,
+        architectures: list[encoding.Values],
+        advantages: list[float],
+    ) -> None:
+        """The mean of the samples' gradients of `-A log p(a) - entropy_weight * H`."""
+        total: numpy_nn.Params = {}
+        for values, advantage in zip(architectures, advantages):
+            _, grads = controller.loss_and_grads(space, values, advantage)
+            for name, grad in grads.items():
+                total[name] = total[name] + grad if name in total else grad
+        n = len(architectures)
+        controller.optimizer.step(controller.params, {k: g / n for k, g in total.items()})
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any] | None) -> None:
+        pass
+
+
 class Controller(base.SearchAlgorithm):
     """The NAS-RL controller and its REINFORCE updates, without Keras.
 
@@ -80,6 +114,8 @@ class Controller(base.SearchAlgorithm):
             `tanh_constant`, which keeps the policy from saturating; None: unbounded).
             A callable `tanh_constant(decision) -> float | None` sets it per decision
             (ENAS divides it by `op_tanh_reduce` for operation decisions).
+        update_rule: how a batch updates the policy (default `ReinforceUpdate()`; see
+            its docstring for the interface).
 
     Example:
 
@@ -105,8 +141,10 @@ class Controller(base.SearchAlgorithm):
         normalize_advantage: bool = False,
         temperature: float | None = None,
         tanh_constant: float | Callable[[encoding.Decision], float | None] | None = None,
+        update_rule: ReinforceUpdate | None = None,
     ):
         super().__init__(seed)
+        self.update_rule = ReinforceUpdate() if update_rule is None else update_rule
         self.temperature = (
             None
             if temperature is None
@@ -351,7 +389,7 @@ class Controller(base.SearchAlgorithm):
             self.update(space)
 
     def update(self, space: encoding.SpaceEncoding) -> None:
-        """Takes one REINFORCE step on the pending batch, then moves the baseline."""
+        """Takes one step of the update rule on the pending batch, then moves the baseline."""
         if not self.batch:
             return
         rewards = [reward for _, reward in self.batch]
@@ -362,12 +400,12 @@ class Controller(base.SearchAlgorithm):
         scale = 1.0
         if self.normalize_advantage:
             scale = 1.0 / (np.sqrt(self.reward_var) + 1e-8) if self.reward_var > 0 else 0.0
-        total: numpy_nn.Params = {}
-        for values, reward in self.batch:
-            _, grads = self.loss_and_grads(space, values, (reward - self.baseline) * scale)
-            for name, grad in grads.items():
-                total[name] = total[name] + grad if name in total else grad
-        self.optimizer.step(self.params, {k: g / len(self.batch) for k, g in total.items()})
+        self.update_rule.step(
+            self,
+            space,
+            [values for values, _ in self.batch],
+            [(reward - self.baseline) * scale for _, reward in self.batch],
+        )
         decay = self.baseline_decay
         for reward in rewards:
             self.reward_var = decay * self.reward_var + (1 - decay) * (reward - self.baseline) ** 2
@@ -390,12 +428,14 @@ class Controller(base.SearchAlgorithm):
             "batch": [[dict(values), reward] for values, reward in self.batch],
             "record": dict(self.record),
             "pending": list(self.pending),
+            "update_rule": self.update_rule.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.params = numpy_nn.params_from_json(state["params"])
         self.optimizer.set_state(state["optimizer"])
+        self.update_rule.set_state(state.get("update_rule"))
         self.baseline = state["baseline"]
         self.reward_var = state.get("reward_var")
         self.num_updates = int(state["num_updates"])

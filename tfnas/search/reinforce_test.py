@@ -125,6 +125,43 @@ def test_batch_update_averages_the_batch_gradients():
     assert controller.baseline == pytest.approx(moved)
 
 
+def test_the_update_rule_is_pluggable_and_gets_the_batch_and_its_advantages():
+    class Recording(reinforce.ReinforceUpdate):
+        def __init__(self):
+            self.calls, self.count = [], 0
+
+        def step(self, controller, space, architectures, advantages):
+            self.calls.append((list(architectures), list(advantages)))
+            self.count += 1
+
+        def get_state(self):
+            return {"count": self.count}
+
+        def set_state(self, state):
+            self.count = (state or {}).get("count", 0)
+
+    space = _conditional_space()
+    rule = Recording()
+    controller = reinforce.Controller(batch_size=2, seed=0, update_rule=rule)
+    rng = np.random.default_rng(0)
+    samples = [(space.sample(rng), reward) for reward in (0.2, 0.6)]
+    for values, _ in samples:
+        controller.log_prob_and_entropy(space, values)  # Creates every parameter.
+    before = {name: value.copy() for name, value in controller.params.items()}
+    for values, reward in samples:
+        controller.observe(space, values, reward)
+    # The rule alone changes the policy: here it records and leaves the params alone.
+    ((architectures, advantages),) = rule.calls
+    assert architectures == [v for v, _ in samples]
+    assert advantages == pytest.approx([-0.2, 0.2])  # R - b, b the first batch's mean
+    assert all(np.array_equal(controller.params[k], v) for k, v in before.items())
+    state = json.loads(json.dumps(controller.get_state()))
+    assert state["update_rule"] == {"count": 1}
+    copy = reinforce.Controller(batch_size=2, seed=0, update_rule=Recording())
+    copy.set_state(state)
+    assert copy.update_rule.count == 1
+
+
 def test_seen_architectures_are_answered_from_the_record():
     space = _two_choice_space()
     controller = reinforce.Controller(reuse_seen=True, max_resamples=7, seed=0)

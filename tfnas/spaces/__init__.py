@@ -1,8 +1,9 @@
 """Ready search spaces (KerasTuner hypermodels) of the surveyed papers."""
 
-from tfnas.spaces import darts, fbnet, mobile, nasbench201, proxyless
+from tfnas.spaces import darts, fbnet, mnasnet, mobile, nasbench201, proxyless
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
+from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.proxyless import ProxylessSpace
@@ -12,6 +13,8 @@ __all__ = [
     "SPACES",
     "DartsSpace",
     "FBNetSpace",
+    "MnasBlock",
+    "MnasNetSpace",
     "MobileSpace",
     "NasBench201Space",
     "ProxylessSpace",
@@ -19,6 +22,7 @@ __all__ = [
     "darts",
     "fbnet",
     "make",
+    "mnasnet",
     "mobile",
     "nasbench201",
     "proxyless",

@@ -262,16 +262,32 @@ class MobileSpace(keras_tuner.HyperModel):
                 activation=activation,
             )
 
-        candidates = {
-            self.op_name(k, e, r, a): make(k, e, r, a)
+        combos = {
+            self.op_name(k, e, r, a): dict(kernel_size=k, expansion=e, se_ratio=r, activation=a)
             for k in self.kernel_sizes
             for e in self.expansions
             for r in self.se_ratios
             for a in self.activations
         }
+        candidates = {op: make(**combo) for op, combo in combos.items()}
         if len(stage.depths) > 1 and block_index >= min(stage.depths):
             candidates[SKIP] = keras.layers.Identity
-        return layer_choice(hp, f"stage{stage_index}/block{block_index}/op", candidates)(x)
+
+        def super_kernel(names):
+            # For a rule computing the block as one super-kernel (Single-Path NAS): the
+            # operations share one set of weights and batch norms.
+            views = iter(
+                shared.mbconv_views(
+                    input_shape, filters, strides, [combos[n] for n in names if n in combos],
+                    switchable_batch_norm=False,
+                )
+            )  # fmt: skip
+            return [next(views) if n in combos else keras.layers.Identity() for n in names]
+
+        return layer_choice(
+            hp, f"stage{stage_index}/block{block_index}/op", candidates,
+            shared_factory=super_kernel,
+        )(x)  # fmt: skip
 
     def _searched(self, values: tuple):
         return list(values) if len(values) > 1 else values[0]

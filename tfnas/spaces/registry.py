@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
+from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.proxyless import ProxylessSpace
 
-SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless")
+SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless", "mnasnet")
 
 
 def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
@@ -45,6 +46,16 @@ def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
                 stages=[Stage(8, 1), Stage(16, 2, 2), Stage(24, 2, 2)],
             )
         return FBNetSpace(input_shape, num_classes)
+    if name == "mnasnet":
+        if tiny:
+            # Three narrow blocks of MobileNetV2's layout; multi-trial oracles only. Batch
+            # norm momentum 0.9: trials of a few dozen steps need usable moving statistics.
+            return MnasNetSpace(
+                input_shape, num_classes, stem_filters=8, stem_strides=1, head_filters=64,
+                blocks=[MnasBlock(8, 1), MnasBlock(16, 2, 2), MnasBlock(24, 2, 2)],
+                batch_norm_momentum=0.9,
+            )  # fmt: skip
+        return MnasNetSpace(input_shape, num_classes)
     if name == "proxyless":
         if tiny:
             # Stage 0 is the fixed first block; the others are searched.

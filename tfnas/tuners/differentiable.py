@@ -341,7 +341,7 @@ class DifferentiableOracle(WeightSharingOracle):
         space = space or self.encoding()
         pick = derivation.darts_picker(
             self._structure,
-            self.distributions(),
+            self._derivation_weights(rng),
             edge_weights=self.input_weights(),
             forbidden=forbidden,
             rng=rng,
@@ -356,6 +356,11 @@ class DifferentiableOracle(WeightSharingOracle):
             return value
 
         return space.assemble(assemble)
+
+    def _derivation_weights(self, rng) -> dict[str, list[float]]:
+        """The weights the derivation picks from (the argmax without `rng`, a sample with
+        it): the learned distributions."""
+        return self.distributions()
 
     def names_with_op(
         self, values: Mapping[str, Any], op: str = SKIP_OP, scope: str = "normal/"

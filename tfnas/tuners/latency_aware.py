@@ -1,4 +1,5 @@
-"""What the latency-aware differentiable strategies (FBNet, ProxylessNAS) share.
+"""What the latency-aware differentiable strategies (FBNet, ProxylessNAS, Single-Path NAS)
+share.
 
 Both take a `tfnas.latency.LookupTable` (or its path) and an optional latency target,
 bind the table to the hypermodel the supernet is built from (before training, so a table
@@ -29,6 +30,15 @@ class LatencyTableMixin:
     """
 
     warmup_share: tuple[int, int] = (0, 1)
+
+    @classmethod
+    def check_search(cls, hypermodel, latency_target_ms: float | None) -> None:
+        """Raises when this strategy with its defaults cannot search `hypermodel` with
+        `latency_target_ms`; called by `tfnas-search` before it builds a latency table.
+
+        Raises:
+            ValueError: naming what is missing (none here).
+        """
 
     def _init_latency_table(self, latency_table, latency_target_ms, warmup_epochs) -> None:
         from tfnas.latency.lookup_table import as_lookup_table
@@ -133,10 +143,13 @@ class LatencyTableMixin:
         return self.latency_table().predict(self.derive() if values is None else values)
 
     def expected_latency_ms(self) -> float:
-        """The expected latency (ms) under softmax(alpha) over all candidates, no noise."""
+        """The expected latency (ms) under the learned distributions (softmax(alpha) for
+        FBNet and ProxylessNAS), no noise."""
         table = self.latency_table()
         names = {row["name"] for row in table.choices}
-        weights = {n: np.asarray(p, "float32") for n, p in self.softmax().items() if n in names}
+        weights = {
+            n: np.asarray(p, "float32") for n, p in self.distributions().items() if n in names
+        }
         return float(table.expected_latency(weights))
 
     def on_supernet_epoch_end(self, epoch, evaluate, logs=None, callbacks=None) -> None:

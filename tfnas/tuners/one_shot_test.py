@@ -6,36 +6,20 @@ import subprocess
 import sys
 
 import keras
-import keras_tuner
 import numpy as np
 import pytest
 
 import tfnas
 from tfnas import blocks
-from tfnas.engine.testing import build, data
+from tfnas.engine.testing import RuleRecorder, build, data, with_space
 
 ONE_SHOT = ["spos", "fairnas", "scarlet_nas", "random_weight_sharing", "one_shot"]
 
 
-def _space_oracle(oracle):
-    hp = keras_tuner.HyperParameters()
-    build(hp)
-    oracle.hyperparameters = hp
-    return oracle
-
-
-class _Recorder:
-    def __init__(self):
-        self.architectures = []
-
-    def set_architecture(self, values):
-        self.architectures.append(dict(values))
-
-
 def test_fairnas_trains_every_candidate_once_per_step():
-    oracle = _space_oracle(tfnas.oracles.FairNAS(seed=0))
+    oracle = with_space(tfnas.oracles.FairNAS(seed=0))
     assert oracle.paths_per_step == 3
-    rule = _Recorder()
+    rule = RuleRecorder()
     for path in range(3):
         oracle.prepare_training_step(rule, step=0, path=path, progress=0.0)
     for name in ("op0", "op1"):

@@ -191,6 +191,16 @@ class ProxylessNAS(LatencyTableMixin, DifferentiableOracle):
             arch_weight_decay=arch_weight_decay, **kwargs,
         )  # fmt: skip
 
+    @classmethod
+    def check_search(cls, hypermodel, latency_target_ms: float | None) -> None:
+        """The default 'mul#log' loss needs `latency_target_ms`: refused before a table
+        is built for nothing."""
+        if latency_target_ms is None:
+            raise ValueError(
+                "ProxylessNAS's latency loss needs latency_target_ms, the reference latency "
+                "(ms). Received: latency_target_ms=None; pass --latency_target_ms."
+            )
+
     def _needs_target(self) -> bool:
         if self.gradient == "binary_connect":
             return self.regularization is not None

@@ -12,6 +12,7 @@ from tfnas.blocks.rules.path_dropout import PathDropout
 from tfnas.blocks.rules.scarlet import ScarletPath
 from tfnas.blocks.rules.single_path import SinglePath, UniformMixture
 from tfnas.blocks.rules.softmax import SoftmaxMixture
+from tfnas.blocks.rules.superkernel import SuperKernelThresholds
 
 __all__ = [
     "BinaryGateMixture",
@@ -23,6 +24,7 @@ __all__ = [
     "ScarletPath",
     "SinglePath",
     "SoftmaxMixture",
+    "SuperKernelThresholds",
     "UniformMixture",
     "candidate_index",
     "channel_shuffle",

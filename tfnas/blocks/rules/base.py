@@ -32,6 +32,10 @@ class MixingRule:
     # the weights of the candidates that did not run untouched (see
     # `tfnas.engine.supernet.update_only_the_trained_path`).
     trains_one_path: bool = False
+    # True for rules that compute a choice from weights shared by its candidates (the
+    # super-kernel of Single-Path NAS): `layer_choice` then builds the candidates with its
+    # `shared_factory`, where the space gives one.
+    shares_weights: bool = False
 
     def build(self, choice: LayerChoice | InputChoice) -> None:
         """Called once when a choice layer is built; may create per-name variables."""
