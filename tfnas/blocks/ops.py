@@ -181,6 +181,16 @@ def mobile_bn(momentum: float = 0.999) -> layers.Layer:
     return layers.BatchNormalization(epsilon=1e-3, momentum=momentum)
 
 
+def squeeze_excite(x, input_filters: int, se_ratio: float):
+    """Squeeze-and-excitation of the features `x`, reduced to `max(1, int(input_filters *
+    se_ratio))` channels (the MnasNet/EfficientNet rule: of the block's input width)."""
+    squeezed = max(1, int(input_filters * se_ratio))
+    se = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    se = layers.Conv2D(squeezed, 1, activation="relu")(se)
+    se = layers.Conv2D(x.shape[-1], 1, activation="sigmoid")(se)
+    return layers.Multiply()([x, se])
+
+
 def mbconv(
     input_shape,
     filters: int,
@@ -216,11 +226,7 @@ def mbconv(
     x = layers.DepthwiseConv2D(kernel_size, strides, padding="same", use_bias=False)(x)
     x = layers.Activation(activation)(mobile_bn(batch_norm_momentum)(x))
     if se_ratio > 0:
-        squeezed = max(1, int(in_filters * se_ratio))
-        se = layers.GlobalAveragePooling2D(keepdims=True)(x)
-        se = layers.Conv2D(squeezed, 1, activation="relu")(se)
-        se = layers.Conv2D(expanded, 1, activation="sigmoid")(se)
-        x = layers.Multiply()([x, se])
+        x = squeeze_excite(x, in_filters, se_ratio)
     x = layers.Conv2D(filters, 1, padding="same", use_bias=False)(x)
     x = mobile_bn(batch_norm_momentum)(x)
     if residual and strides == 1 and in_filters == filters:

@@ -182,15 +182,19 @@ class RuntimeLogLoss:
         )
         self.latency = ExpectedLatencyCost(table, unit="ms", owner=owner, fractional_power=False)
         self.weight: keras.Variable | None = None
+        self._active: bool | None = None
 
     def connect(self, supernet: keras.Model, rule) -> None:
         """Matches the table with the supernet (see `ExpectedLatencyCost.connect`)."""
         self.latency.connect(supernet, rule)
         self.weight = keras.Variable(0.0, trainable=False, name="runtime_lambda")
+        self._active = False
 
     def set_active(self, active: bool) -> None:
-        """lambda (scaled) when active, 0 otherwise."""
-        self.weight.assign(RUNTIME_LOSS_SCALE * self.runtime_lambda if active else 0.0)
+        """lambda (scaled) when active, 0 otherwise (assigned only when it changes)."""
+        if bool(active) != self._active:
+            self.weight.assign(RUNTIME_LOSS_SCALE * self.runtime_lambda if active else 0.0)
+            self._active = bool(active)
 
     def __call__(self) -> Any:
         return self.weight.value * keras.ops.log(self.latency.expected_cost())

@@ -96,11 +96,7 @@ def _layer(input_shape, filters, conv_op, kernel_size, strides, se_ratio, residu
     x = keras.layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False)(inputs)
     x = keras.layers.Activation("relu")(ops.mobile_bn(momentum)(x))
     if se_ratio > 0:
-        squeezed = max(1, int(input_shape[-1] * se_ratio))
-        se = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
-        se = keras.layers.Conv2D(squeezed, 1, activation="relu")(se)
-        se = keras.layers.Conv2D(filters, 1, activation="sigmoid")(se)
-        x = keras.layers.Multiply()([x, se])
+        x = ops.squeeze_excite(x, input_shape[-1], se_ratio)
     if residual and strides == 1 and input_shape[-1] == filters:
         x = keras.layers.Add()([inputs, x])
     return keras.Model(inputs, x, name=f"conv_{keras.backend.get_uid('mnas_conv')}")

@@ -122,11 +122,16 @@ class LatencyTableMixin:
                 f"epochs={epochs}"
             )
 
-    def alphas_frozen(self, epoch: int) -> bool:
-        """True in the warm-up epochs (known once the supernet's epochs are)."""
+    def in_warmup(self, epoch: int) -> bool:
+        """Whether `epoch` (0-based) is a warm-up epoch (known once the supernet's epochs
+        are, or from `warmup_epochs`)."""
         if self._supernet_epochs is None:
             return self.warmup_epochs is not None and epoch < self.warmup_epochs
         return epoch < self.warmup(self._supernet_epochs)
+
+    def alphas_frozen(self, epoch: int) -> bool:
+        """True in the warm-up epochs."""
+        return self.in_warmup(epoch)
 
     # --- Candidates and results -----------------------------------------------------------
 

@@ -172,14 +172,9 @@ class SinglePathNAS(LatencyTableMixin, DifferentiableOracle):
         )
 
     def alphas_frozen(self, epoch: int) -> bool:
-        """Never: the thresholds learn from the cross-entropy in the warm-up too."""
+        """Never: the thresholds learn from the cross-entropy in the warm-up too (which
+        has lambda = 0 and indicator dropout, `in_warmup`)."""
         return False
-
-    def in_warmup(self, epoch: int) -> bool:
-        """Whether `epoch` (0-based) has lambda = 0 and indicator dropout."""
-        if self._supernet_epochs is None:
-            return self.warmup_epochs is not None and epoch < self.warmup_epochs
-        return epoch < self.warmup(self._supernet_epochs)
 
     # --- What the thresholds select -------------------------------------------------------
 
@@ -194,8 +189,8 @@ class SinglePathNAS(LatencyTableMixin, DifferentiableOracle):
         return SuperKernelLayout.from_json(self._layouts[name])
 
     def margins(self) -> dict[str, list[float]]:
-        """`norm - threshold` of every indicator (>= 0: on), per layer choice."""
-        self._sync_from_rule()
+        """`norm - threshold` of every indicator (>= 0: on), per layer choice, as of the
+        last supernet epoch (or state) read."""
         return {name: list(values) for name, values in self._margins.items()}
 
     def _weights(self, surrogate) -> dict[str, list[float]]:
@@ -209,7 +204,6 @@ class SinglePathNAS(LatencyTableMixin, DifferentiableOracle):
 
     def selection(self) -> dict[str, list[float]]:
         """The one-hot of each layer's selected candidate (hard indicators)."""
-        self._sync_from_rule()
         return self._weights(lambda m: float(m >= 0))
 
     def distributions(self) -> dict[str, list[float]]:

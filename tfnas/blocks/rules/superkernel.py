@@ -222,6 +222,10 @@ class SuperKernelThresholds(SoftmaxMixture):
     def __init__(self, seed: int | None = None, initial_alphas=None, **kwargs):
         super().__init__(seed=seed, initial_alphas=initial_alphas, **kwargs)
         self._layouts: dict[str, SuperKernelLayout] = {}
+        # Per choice: the view holding the shared weights and the widest batch norms, and
+        # the channel offsets of the expansion groups (0, in*e_1, ..., in*e_max).
+        self._views: dict[str, MBConvView] = {}
+        self._bounds: dict[str, list[int]] = {}
         self._gate_keep: dict[str, keras.Variable] = {}
         self._architecture_gates: dict[str, np.ndarray] = {}
 
@@ -243,6 +247,9 @@ class SuperKernelThresholds(SoftmaxMixture):
             self._mixing = keras.Variable(1.0, dtype="float32", trainable=False, name="mixing")
         size = len(choice.candidates)
         self._layouts[name] = layout
+        view = next(c for c in choice.candidates if isinstance(c, MBConvView))
+        self._views[name] = view
+        self._bounds[name] = [0] + [view.block_input_shape[-1] * e for e in layout.expansions]
         self._choices[name] = [choice]
         self._masks[name] = keras.Variable(
             [1.0] + [0.0] * (size - 1), dtype="float32", trainable=False, name="onehot"
@@ -276,20 +283,23 @@ class SuperKernelThresholds(SoftmaxMixture):
         learned thresholds set them (no dropout, whatever architecture is being run)."""
         return {
             name: [float(v) for v in keras.ops.convert_to_numpy(keras.ops.stack(m))]
-            for name, m in ((n, self._margins(n, learned=True)[0]) for n in self._layouts)
+            for name, m in ((n, self._gates(n, learned=True)[1]) for n in self._layouts)
             if m
         }
 
     # --- Forward pass ---------------------------------------------------------------------
 
-    def _margins(self, name: str, learned: bool = False):
-        """The margins (tensors, in threshold order) and the kernel-masked depthwise kernel
-        (masked by the learned indicators alone with `learned`, else as `_gate` says)."""
-        layout, choice = self._layouts[name], self._choices[name][0]
-        shared = next(c.shared for c in choice.candidates if isinstance(c, MBConvView))
-        kernel = shared.depthwise_kernel.value
+    def _gates(self, name: str, learned: bool = False):
+        """`(gates, margins, masked kernel)` of `name`: the indicators as `_gate` sets them
+        (or the learned ones alone with `learned`), their margins (tensors, in threshold
+        order) and the depthwise kernel masked by the kernel indicators."""
+        layout = self._layouts[name]
+        kernel = self._views[name].shared.depthwise_kernel.value
         thresholds = self._alphas[name].value
         sizes, k_max = layout.kernel_sizes, layout.kernel_sizes[-1]
+
+        def gate(index, margin):
+            return _indicator(margin) if learned else self._gate(name, index, margin)
 
         def centre(size):  # 1 on the centre size x size of the kernel
             mask = np.zeros(tuple(kernel.shape[:2]) + (1, 1), "float32")
@@ -297,32 +307,25 @@ class SuperKernelThresholds(SoftmaxMixture):
             mask[first : first + size, first : first + size] = 1.0
             return mask
 
-        margins, inner = [], centre(sizes[0])
+        gates, margins, inner = [], [], centre(sizes[0])
         masked, keep = kernel * inner, 1.0
         for j, size in enumerate(sizes[1:]):
             outer = centre(size)
             ring = kernel * (outer - inner)
-            margin = _norm(ring) - thresholds[j]
-            margins.append(margin)
-            keep = keep * (_indicator(margin) if learned else self._gate(name, j, margin))
+            margins.append(_norm(ring) - thresholds[j])
+            gates.append(gate(j, margins[-1]))
+            keep = keep * gates[-1]
             masked = masked + keep * ring
             inner = outer
-        bounds = self._channel_bounds(name)
-        offset = len(sizes) - 1
-        for j in range(1, len(bounds) - 1):
-            group = masked[:, :, bounds[j] : bounds[j + 1], :]
-            margins.append(_norm(group) - thresholds[offset + j - 1])
+        bounds = self._bounds[name]
+        groups = [masked[:, :, bounds[j] : bounds[j + 1], :] for j in range(1, len(bounds) - 1)]
         if layout.has_skip:
-            group = masked[:, :, bounds[0] : bounds[1], :]
-            margins.append(_norm(group) - thresholds[layout.num_thresholds - 1])
-        return margins, masked
-
-    def _channel_bounds(self, name: str) -> list[int]:
-        """Channel offsets of the expansion groups: 0, in*e_1, ..., in*e_max."""
-        choice = self._choices[name][0]
-        view = next(c for c in choice.candidates if isinstance(c, MBConvView))
-        in_channels = view.block_input_shape[-1]
-        return [0] + [in_channels * e for e in self._layouts[name].expansions]
+            groups.append(masked[:, :, bounds[0] : bounds[1], :])
+        for group in groups:
+            index = len(margins)
+            margins.append(_norm(group) - thresholds[index])
+            gates.append(gate(index, margins[-1]))
+        return gates, margins, masked
 
     def _gate(self, name: str, index: int, margin):
         """Indicator `index` of `name`: learned (times its dropout) in mixture mode, the
@@ -332,14 +335,10 @@ class SuperKernelThresholds(SoftmaxMixture):
         fixed = keras.ops.sum(self._masks[name].value * self._architecture_gates[name][:, index])
         return mixing * learned + (1.0 - mixing) * fixed
 
-    def _gates(self, name: str):
-        margins, masked = self._margins(name)
-        return [self._gate(name, i, m) for i, m in enumerate(margins)], masked
-
     def relaxed_weights(self, name: str):
         """The candidates' weights: one-hot of the computed candidate in the forward pass,
         the indicators' sigmoid surrogates in the backward pass."""
-        gates, _ = self._gates(name)
+        gates, _, _ = self._gates(name)
         layout = self._layouts[name]
         return keras.ops.stack(
             [keras.ops.cast(w, "float32") for w in candidate_weights(layout, gates)]
@@ -348,9 +347,9 @@ class SuperKernelThresholds(SoftmaxMixture):
     def mix_layers(self, choice, inputs, training=None):
         name = choice.choice_name
         layout = self._layouts[name]
-        gates, depthwise = self._gates(name)
+        gates, _, depthwise = self._gates(name)
         _, expansion_gates, skip_gate = layout.split(gates)
-        view = next(c for c in choice.candidates if isinstance(c, MBConvView))
+        view = self._views[name]
         widest = view.batch_norms_from or view
         shared, ops = view.shared, keras.ops
         act = keras.activations.get(view.activation)
@@ -360,7 +359,7 @@ class SuperKernelThresholds(SoftmaxMixture):
             x = act(widest.expand_bn(x, training=training))
         x = ops.depthwise_conv(x, depthwise, strides=shared.strides, padding="same")
         x = act(widest.depthwise_bn(x, training=training))
-        bounds = self._channel_bounds(name)
+        bounds = self._bounds[name]
         keep, parts = 1.0, [ops.ones((bounds[1],), x.dtype)]
         for j, gate in enumerate(expansion_gates, start=1):
             keep = keep * gate
