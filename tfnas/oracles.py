@@ -11,6 +11,7 @@ from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.fbnet import FBNet
 from tfnas.tuners.gumbel import GDAS, SNAS
+from tfnas.tuners.manas import MANAS
 from tfnas.tuners.mnasnet import MnasNet
 from tfnas.tuners.nao import NAO
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
@@ -39,6 +40,7 @@ ORACLES = {
     "one_shot": OneShot,
     "enas": ENAS,
     "asng_nas": ASNGNAS,
+    "manas": MANAS,
     "darts": DARTS,
     "darts_plus": DARTSPlus,
     "pdarts": PDARTS,

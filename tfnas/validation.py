@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,20 @@ def check_float(
         raise ValueError(f"{name} must be finite. Received: {name}={value!r}")
     _check_range(name, value, low, high, low_inclusive, high_inclusive)
     return float(value)
+
+
+def check_categories(categories: Any) -> list[int]:
+    """Returns `categories` (the number of candidates of each decision, each >= 1, at least
+    one decision) as a list of ints, else raises a ValueError naming it."""
+    if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence):
+        raise ValueError(
+            f"categories must be a sequence of ints >= 1. Received: categories={categories!r}"
+        )
+    if not categories:
+        raise ValueError(
+            f"categories must name at least one decision. Received: categories={categories!r}"
+        )
+    return [check_int(f"categories[{i}]", k, low=1) for i, k in enumerate(categories)]
 
 
 def check_one_of(name: str, value: Any, options: tuple) -> Any:

@@ -209,7 +209,8 @@ def mbconv(
     squeeze-and-excitation on the expanded features (reduced to
     `max(1, int(input_filters * se_ratio))`, the MnasNet/EfficientNet rule), project (1x1),
     and a residual connection when the stride is 1 and the width is unchanged (and
-    `residual`: MnasNet's skip `none` drops it). Batch norms: `mobile_bn`.
+    `residual`: MnasNet's skip `none` drops it). Batch norms: `mobile_bn` with
+    `batch_norm_momentum`.
     """
     if expansion < 1 or kernel_size < 1 or strides not in (1, 2):
         raise ValueError(
@@ -272,6 +273,7 @@ def fbnet_block(
     name: str | None = None,
     *,
     e1_pointwise: bool = True,
+    batch_norm_momentum: float = 0.999,
 ) -> keras.Model:
     """The FBNet candidate block (Wu et al. 2018, Fig. 3) as a nested functional model.
 
@@ -286,6 +288,7 @@ def fbnet_block(
         e1_pointwise: keep the first 1x1 convolution when `expansion == 1` (the paper's
             block). False drops it, as mobile-vision's `fbnet_v2` `IRFBlock` (without
             `always_pw`) does, the code behind the released FBNet model-zoo figures.
+        batch_norm_momentum: the momentum of its `mobile_bn`s.
 
     Raises:
         ValueError: for a bad expansion, kernel size, stride or a `groups` that does not
@@ -313,19 +316,21 @@ def fbnet_block(
     x = inputs
     if expansion != 1 or e1_pointwise:
         x = layers.Conv2D(expanded, 1, groups=groups, use_bias=False)(x)
-        x = layers.ReLU()(mobile_bn()(x))
+        x = layers.ReLU()(mobile_bn(batch_norm_momentum)(x))
     if groups > 1 and (expansion != 1 or e1_pointwise):
         x = channel_shuffle(tuple(x.shape[1:]), groups)(x)
     x = layers.DepthwiseConv2D(kernel_size, strides, padding="same", use_bias=False)(x)
-    x = layers.ReLU()(mobile_bn()(x))
+    x = layers.ReLU()(mobile_bn(batch_norm_momentum)(x))
     x = layers.Conv2D(filters, 1, groups=groups, use_bias=False)(x)
-    x = mobile_bn()(x)
+    x = mobile_bn(batch_norm_momentum)(x)
     if strides == 1 and in_filters == filters:
         x = layers.Add()([inputs, x])
     return keras.Model(inputs, x, name=name or f"fbnet_block_{keras.backend.get_uid('fbnet')}")
 
 
-def fbnet_skip(input_shape, filters: int, strides: int = 1) -> layers.Layer:
+def fbnet_skip(
+    input_shape, filters: int, strides: int = 1, batch_norm_momentum: float = 0.999
+) -> layers.Layer:
     """FBNet's `skip` candidate: the identity, or where the layer changes the shape a 1x1
     convolution (strided) + BN + ReLU, as the `Identity` of the authors' FBNet builder."""
     if strides not in (1, 2):
@@ -336,7 +341,7 @@ def fbnet_skip(input_shape, filters: int, strides: int = 1) -> layers.Layer:
         [
             keras.Input(tuple(input_shape)),
             layers.Conv2D(filters, 1, strides, use_bias=False),
-            mobile_bn(),
+            mobile_bn(batch_norm_momentum),
             layers.ReLU(),
         ],
         name=f"fbnet_skip_{keras.backend.get_uid('fbnet_skip')}",

@@ -86,11 +86,12 @@ class MBConvView(keras.layers.Layer):
         batch_norms_from: None (the candidate's own batch norms), or the block's widest
             view, whose batch norms this candidate uses sliced to its width; such a view
             is computed by the super-kernel rule only, never called on its own.
+        batch_norm_momentum: the momentum of its batch norms (and of the exported block's).
     """
 
     def __init__(self, shared: SharedMBConv, input_shape, kernel_size, expansion, se_ratio,
                  activation="relu6", batch_norms_from: MBConvView | None = None,
-                 **kwargs):  # fmt: skip
+                 batch_norm_momentum: float = 0.999, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.shared = shared
         self.batch_norms_from = batch_norms_from
@@ -100,7 +101,8 @@ class MBConvView(keras.layers.Layer):
         in_channels = self.block_input_shape[-1]
         self.width = in_channels * self.expansion
         self.squeezed = max(1, int(in_channels * self.se_ratio)) if self.se_ratio > 0 else 0
-        bn = lambda: keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.999)
+        self.batch_norm_momentum = float(batch_norm_momentum)
+        bn = lambda: ops.mobile_bn(self.batch_norm_momentum)
         if batch_norms_from is not None:
             self.expand_bn = self.depthwise_bn = self.project_bn = None
         else:
@@ -193,6 +195,7 @@ class MBConvView(keras.layers.Layer):
             strides=self.shared.strides,
             se_ratio=self.se_ratio,
             activation=self.activation,
+            batch_norm_momentum=self.batch_norm_momentum,
         )
         w = {k: keras.ops.convert_to_numpy(v) for k, v in self._slices().items()}
         convs = [x for x in model.layers if type(x) is keras.layers.Conv2D]
@@ -215,6 +218,7 @@ def mbconv_views(
     strides: int,
     combos: Sequence[dict],
     switchable_batch_norm: bool = True,
+    batch_norm_momentum: float = 0.999,
 ) -> list:
     """One `MBConvView` per attribute combination, all sharing one `SharedMBConv`.
 
@@ -237,7 +241,10 @@ def mbconv_views(
         strides,
     )
     if switchable_batch_norm:
-        return [MBConvView(shared, input_shape, **combo) for combo in combos]
+        return [
+            MBConvView(shared, input_shape, **combo, batch_norm_momentum=batch_norm_momentum)
+            for combo in combos
+        ]
     widest = [
         i
         for i, c in enumerate(combos)
@@ -248,9 +255,12 @@ def mbconv_views(
             "Shared batch norms are those of the widest candidate (largest kernel size and "
             f"expansion), which is not among the combinations. Received: combos={combos!r}"
         )
-    source = MBConvView(shared, input_shape, **combos[widest[0]])
+    momentum = dict(batch_norm_momentum=batch_norm_momentum)
+    source = MBConvView(shared, input_shape, **combos[widest[0]], **momentum)
     return [
-        source if i == widest[0] else MBConvView(shared, input_shape, **c, batch_norms_from=source)
+        source
+        if i == widest[0]
+        else MBConvView(shared, input_shape, **c, batch_norms_from=source, **momentum)
         for i, c in enumerate(combos)
     ]
 

@@ -47,6 +47,21 @@ def test_export_computes_exactly_what_the_candidate_computes(index, strides, fil
     np.testing.assert_allclose(exported(x, training=False), model(x, training=False), atol=1e-5)
 
 
+@pytest.mark.parametrize("switchable", [True, False])
+def test_views_and_their_export_keep_the_batch_norm_momentum(switchable):
+    combos = [c for c in COMBOS if c["se_ratio"] == 0.0]
+    views = shared.mbconv_views(
+        SHAPE, 4, 1, combos, switchable_batch_norm=switchable, batch_norm_momentum=0.9
+    )
+    owner = views[-1] if not switchable else views[0]  # (5, 3) is the widest combination.
+    assert {bn.momentum for bn in (owner.depthwise_bn, owner.project_bn)} == {0.9}
+    for view in views:
+        view.build((None, *SHAPE))
+    exported = views[0].export_layer()
+    norms = [x for x in exported.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert norms and {bn.momentum for bn in norms} == {0.9}
+
+
 def test_view_in_a_model_converts_to_tflite():
     views = _views()
     inputs = keras.Input(SHAPE)

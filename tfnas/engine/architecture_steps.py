@@ -36,7 +36,12 @@ import numpy as np
 
 from tfnas import cost, validation
 from tfnas.blocks.supernet import LayerChoice
-from tfnas.engine.supernet import choice_layers, synchronous
+from tfnas.engine.supernet import (
+    batch_norm_layers,
+    choice_layers,
+    moving_statistics_kept,
+    synchronous,
+)
 
 SPLITS = ("validation", "training")
 
@@ -82,6 +87,90 @@ class ArchitectureStep:
 
     def set_state(self, state: Mapping[str, Any] | None) -> None:
         """Restores `get_state()`'s JSON (None: keep the fresh state)."""
+
+
+class BatchScoringStep(ArchitectureStep):
+    """Base of the steps that score given architectures on the next batch of one split.
+
+    For strategies that learn without gradients through the supernet (ASNG-NAS, MANAS):
+    `score(values, x, y)` sets the architecture through the rule's variables (one trace
+    serves every architecture) and computes `batch_score(supernet)(x, y)` with the supernet
+    in training mode and the batch-norm moving statistics left unchanged. The batches of
+    the split restart every epoch, so a resumed search sees the same batches.
+
+    Args:
+        split: "validation" or "training".
+        owner: the strategy's name, for error messages.
+        split_argument: the argument name `split` is checked under.
+    """
+
+    def __init__(self, split: str, owner: str, split_argument: str = "split"):
+        self.split = validation.check_one_of(split_argument, split, SPLITS)
+        self.owner = owner
+        self._supernet: keras.Model | None = None
+        self._rule = None
+        self._data = None
+        self._iterator = None
+        self._epoch = 0
+        self._function = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether `connect` bound the step to a supernet."""
+        return self._supernet is not None
+
+    def connect(self, supernet, rule, validation_data, training_data=None) -> None:
+        """Binds the step to the supernet built with `rule` and to the data.
+
+        Raises:
+            ValueError: when the supernet was not built with `rule`, or the split is
+                missing.
+        """
+        check_built_with(supernet, rule, self.owner)
+        data = validation_data if self.split == "validation" else training_data
+        if data is None:
+            raise ValueError(
+                f"{self.owner} needs {self.split} data for its architecture steps. Received: "
+                f"{self.split}_data=None."
+            )
+        self._supernet, self._rule, self._data = supernet, rule, data
+        self._iterator, self._function = None, None
+
+    def begin_epoch(self, epoch: int) -> None:
+        self._iterator = None
+        self._epoch = int(epoch)
+
+    def _check_connected(self) -> None:
+        if not self.connected:
+            raise RuntimeError(f"{self.owner}'s architecture step runs after connect(...).")
+
+    def next_batch(self):
+        """The next `(x, y)` of the split."""
+        if self._iterator is None:
+            self._iterator = iter(synchronous(self._data.repeat()))
+        return next(self._iterator)[:2]
+
+    def batch_score(self, supernet: keras.Model) -> Callable:
+        """`score(x, y) -> scalar tensor` of the supernet's current architecture."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement batch_score.")
+
+    def score(self, values: Mapping[str, Any], x, y) -> float:
+        """The score of architecture `values` on the batch `(x, y)`."""
+        self._rule.set_architecture(values)
+        if self._function is None:
+            import tensorflow as tf
+
+            traced = tf.function(
+                self.batch_score(self._supernet), reduce_retracing=True, autograph=False
+            )
+            norms = batch_norm_layers(self._supernet)
+
+            def kept(x, y):
+                with moving_statistics_kept(norms):
+                    return traced(x, y)
+
+            self._function = kept
+        return float(self._function(x, y))
 
 
 class GumbelSampling:

@@ -19,19 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 
-from tfnas import validation
-from tfnas.engine.architecture_steps import SPLITS, ArchitectureStep, check_built_with
-from tfnas.engine.supernet import (
-    batch_norm_layers,
-    moving_statistics_kept,
-    synchronous,
-)
+from tfnas.engine.architecture_steps import BatchScoringStep
 
 
-class LossRankingStep(ArchitectureStep):
+class LossRankingStep(BatchScoringStep):
     """Losses of proposed architectures on one batch, handed to the strategy.
 
     Args:
@@ -60,44 +53,9 @@ class LossRankingStep(ArchitectureStep):
         split: str = "validation",
         owner: str = "ASNGNAS",
     ):
+        super().__init__(split, owner)
         self.propose = propose
         self.learn = learn
-        self.split = validation.check_one_of("split", split, SPLITS)
-        self.owner = owner
-        self._supernet: keras.Model | None = None
-        self._rule = None
-        self._data = None
-        self._iterator = None
-        self._epoch = 0
-        self._function = None
-
-    @property
-    def connected(self) -> bool:
-        """Whether `connect` bound the step to a supernet."""
-        return self._supernet is not None
-
-    def connect(self, supernet, rule, validation_data, training_data=None) -> None:
-        """Binds the step to the supernet built with `rule` and to the data.
-
-        Raises:
-            ValueError: when the supernet was not built with `rule`, or the split is
-                missing.
-        """
-        check_built_with(supernet, rule, self.owner)
-        data = validation_data if self.split == "validation" else training_data
-        if data is None:
-            raise ValueError(
-                f"{self.owner} needs {self.split} data for its architecture steps. Received: "
-                f"{self.split}_data=None."
-            )
-        self._supernet, self._rule, self._data = supernet, rule, data
-        self._iterator, self._function = None, None
-
-    def begin_epoch(self, epoch: int) -> None:
-        # The batches restart every epoch, so a resumed search sees the same batches as an
-        # uninterrupted one.
-        self._iterator = None
-        self._epoch = int(epoch)
 
     def step(self, step: int, progress: float) -> None:
         """Ranks the proposed architectures on the next batch and lets the strategy learn.
@@ -106,12 +64,9 @@ class LossRankingStep(ArchitectureStep):
             RuntimeError: before `connect`.
             FloatingPointError: when a loss is not finite (nothing is learned).
         """
-        if not self.connected:
-            raise RuntimeError(f"{self.owner}'s architecture step runs after connect(...).")
+        self._check_connected()
         architectures = list(self.propose())
-        if self._iterator is None:
-            self._iterator = iter(synchronous(self._data.repeat()))
-        x, y = next(self._iterator)[:2]
+        x, y = self.next_batch()
         losses = [self.loss(values, x, y) for values in architectures]
         if not all(np.isfinite(losses)):
             raise FloatingPointError(
@@ -124,27 +79,12 @@ class LossRankingStep(ArchitectureStep):
 
     def loss(self, values: Mapping[str, Any], x, y) -> float:
         """The supernet's loss of architecture `values` on the batch `(x, y)`."""
-        self._rule.set_architecture(values)
-        return float(self._loss_function()(x, y))
+        return self.score(values, x, y)
 
-    def _loss_function(self):
-        if self._function is not None:
-            return self._function
-        import tensorflow as tf
-
-        supernet = self._supernet
-
+    def batch_score(self, supernet):
         def loss(x, y):
             y_pred = supernet(x, training=True)
             # training=False: the data loss only, as the code's `loss_func(h, t)`.
             return supernet.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
 
-        traced = tf.function(loss, reduce_retracing=True, autograph=False)
-        norms = batch_norm_layers(supernet)
-
-        def checked(x, y):
-            with moving_statistics_kept(norms):
-                return traced(x, y)
-
-        self._function = checked
-        return checked
+        return loss

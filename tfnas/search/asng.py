@@ -139,17 +139,7 @@ class CategoricalASNG:
         theta_min: float | None = None,
         seed: int | None = None,
     ):
-        if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence):
-            raise ValueError(
-                f"categories must be a sequence of ints >= 1. Received: categories={categories!r}"
-            )
-        if not categories:
-            raise ValueError(
-                f"categories must name at least one decision. Received: categories={categories!r}"
-            )
-        self.categories = [
-            validation.check_int(f"categories[{i}]", k, low=1) for i, k in enumerate(categories)
-        ]
+        self.categories = validation.check_categories(categories)
         self.alpha = validation.check_float("alpha", alpha, low=0, low_inclusive=False)
         self.delta_init = validation.check_float(
             "delta_init", delta_init, low=0, low_inclusive=False

@@ -31,6 +31,7 @@ observation is learned from, as before.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _mean_gradients(controller, space, architectures, advantages) -> numpy_nn.Params:
+    """The mean over the samples of the gradients of `-A log p(a) - entropy_weight * H`."""
+    total: numpy_nn.Params = {}
+    for values, advantage in zip(architectures, advantages):
+        _, grads = controller.loss_and_grads(space, values, advantage)
+        for name, grad in grads.items():
+            total[name] = total[name] + grad if name in total else grad
+    return {name: grad / len(architectures) for name, grad in total.items()}
+
+
 class ReinforceUpdate:
     """The controller's update rule: one REINFORCE step on a batch (Williams 1992).
 
@@ -51,8 +62,8 @@ class ReinforceUpdate:
     space, architectures, advantages)` changes `controller.params` (with
     `controller.optimizer`) from a batch of architectures sampled from the current policy
     and their advantages `R - b` (already normalized where the controller normalizes);
-    `get_state()` / `set_state()` keep what the rule learns between batches (JSON). A PPO
-    rule (several clipped-ratio epochs over the batch) plugs in the same way.
+    `get_state()` / `set_state()` keep what the rule learns between batches (JSON).
+    `PPOUpdate` is the other rule.
     """
 
     def step(
@@ -63,19 +74,83 @@ class ReinforceUpdate:
         advantages: list[float],
     ) -> None:
         """The mean of the samples' gradients of `-A log p(a) - entropy_weight * H`."""
-        total: numpy_nn.Params = {}
-        for values, advantage in zip(architectures, advantages):
-            _, grads = controller.loss_and_grads(space, values, advantage)
-            for name, grad in grads.items():
-                total[name] = total[name] + grad if name in total else grad
-        n = len(architectures)
-        controller.optimizer.step(controller.params, {k: g / n for k, g in total.items()})
+        grads = _mean_gradients(controller, space, architectures, advantages)
+        controller.optimizer.step(controller.params, grads)
 
     def get_state(self) -> dict[str, Any]:
         return {}
 
     def set_state(self, state: dict[str, Any] | None) -> None:
         pass
+
+
+class PPOUpdate(ReinforceUpdate):
+    """Proximal Policy Optimization (Schulman et al. 2017, arXiv 1707.06347) on a batch.
+
+    What NASNet (Zoph et al. 2017) and MnasNet (Tan et al. 2018) train their controllers
+    with. With the batch's log-probabilities under the policy that sampled it,
+    `log p_old(a_k)`, and `r_k = p(a_k) / p_old(a_k)`, each of `epochs` passes over the batch
+    takes one optimizer step on the mean over the batch of
+
+        -min(r_k A_k, clip(r_k, 1 - clip, 1 + clip) A_k) - entropy_weight * H_k
+
+    (the clipped surrogate objective L^CLIP with the controller's entropy bonus). Its
+    gradient in the policy's parameters is `-A_k r_k grad log p(a_k)` where the ratio is
+    inside the clip range on the side the advantage pushes it (else zero: a sample whose
+    probability already moved by more than `clip` pulls no further), so it is computed by
+    the controller's REINFORCE backward pass with the advantage `A_k r_k` or 0.
+
+    Args:
+        clip: epsilon, the clip range of the ratio (> 0; 0.2, PPO's MuJoCo setting).
+        epochs: optimizer steps per batch (>= 1; 10, PPO's MuJoCo setting). Neither
+            NASNet nor MnasNet gives its PPO constants; these are the PPO paper's. The
+            batch is one minibatch (a controller's batch is a few architectures).
+
+    Raises:
+        ValueError: on a bad argument.
+    """
+
+    def __init__(self, clip: float = 0.2, epochs: int = 10):
+        self.clip = validation.check_float("clip", clip, low=0, low_inclusive=False)
+        self.epochs = validation.check_int("epochs", epochs, low=1)
+
+    def loss_and_grads(
+        self,
+        controller: Controller,
+        space: encoding.SpaceEncoding,
+        architectures: list[encoding.Values],
+        advantages: list[float],
+        old_log_probs: list[float],
+    ) -> tuple[float, numpy_nn.Params]:
+        """The batch's mean clipped-surrogate loss (entropy bonus included), its gradients."""
+        loss = 0.0
+        pulling = []  # The advantage each sample's REINFORCE gradient is taken with.
+        low, high = 1.0 - self.clip, 1.0 + self.clip
+        for values, advantage, old in zip(architectures, advantages, old_log_probs):
+            log_prob, entropy = controller.log_prob_and_entropy(space, values)
+            ratio = math.exp(log_prob - old)
+            clipped = min(max(ratio, low), high)
+            loss += -min(ratio * advantage, clipped * advantage)
+            loss -= controller.entropy_weight * entropy
+            # The unclipped term is the minimum (and moves) unless the ratio is past the
+            # clip range on the side the advantage pushes it.
+            pulls = ratio < high if advantage > 0 else ratio > low
+            pulling.append(ratio * advantage if pulls else 0.0)
+        grads = _mean_gradients(controller, space, architectures, pulling)
+        return loss / len(architectures), grads
+
+    def step(
+        self,
+        controller: Controller,
+        space: encoding.SpaceEncoding,
+        architectures: list[encoding.Values],
+        advantages: list[float],
+    ) -> None:
+        """`epochs` optimizer steps on the clipped surrogate of the batch."""
+        old = [controller.log_prob_and_entropy(space, v)[0] for v in architectures]
+        for _ in range(self.epochs):
+            _, grads = self.loss_and_grads(controller, space, architectures, advantages, old)
+            controller.optimizer.step(controller.params, grads)
 
 
 class Controller(base.SearchAlgorithm):

@@ -225,3 +225,83 @@ def test_state_round_trip_keeps_batch_record_and_pending():
     controller.observe(space, pending, 0.9)
     restored.observe(space, pending, 0.9)
     assert restored.get_state() == controller.get_state()
+
+
+def _ppo_controller(**kwargs):
+    space = _conditional_space()
+    controller = reinforce.Controller(hidden_size=3, init_range=0.5, seed=0, **kwargs)
+    rng = np.random.default_rng(1)
+    architectures = [space.complete(space.sample(rng)) for _ in range(3)]
+    for values in architectures:
+        controller.loss_and_grads(space, values, 0.0)  # Creates every parameter.
+    for name in controller.params:
+        if name.startswith("head/"):
+            controller.params[name] = controller.rng.normal(size=controller.params[name].shape)
+    return space, controller, architectures
+
+
+def test_ppo_gradients_match_finite_differences_inside_and_outside_the_clip():
+    space, controller, architectures = _ppo_controller(entropy_weight=0.1)
+    rule = reinforce.PPOUpdate(clip=0.2)
+    advantages = [0.7, -0.4, 0.2]
+    now = [controller.log_prob_and_entropy(space, v)[0] for v in architectures]
+    # Ratios 1.65 (past the clip, advantage > 0: no pull), 0.95 and 1.0 (inside).
+    old = [now[0] - 0.5, now[1] + 0.05, now[2]]
+    loss, grads = rule.loss_and_grads(controller, space, architectures, advantages, old)
+    ratios = np.exp(np.subtract(now, old))
+    entropies = [controller.log_prob_and_entropy(space, v)[1] for v in architectures]
+    expected = -np.mean(
+        [min(r * a, np.clip(r, 0.8, 1.2) * a) for r, a in zip(ratios, advantages)]
+    ) - 0.1 * np.mean(entropies)
+    assert loss == pytest.approx(expected)
+    for name, grad in grads.items():
+        flat = controller.params[name].reshape(-1)
+        for j in range(flat.size):
+            value = flat[j]
+            flat[j] = value + 1e-6
+            up, _ = rule.loss_and_grads(controller, space, architectures, advantages, old)
+            flat[j] = value - 1e-6
+            down, _ = rule.loss_and_grads(controller, space, architectures, advantages, old)
+            flat[j] = value
+            assert grad.reshape(-1)[j] == pytest.approx((up - down) / 2e-6, abs=1e-6), name
+
+
+def test_ppo_with_one_epoch_is_one_reinforce_step():
+    results = []
+    for rule in (reinforce.PPOUpdate(epochs=1), reinforce.ReinforceUpdate()):
+        space, controller, architectures = _ppo_controller(entropy_weight=0.05)
+        rule.step(controller, space, architectures, [0.5, -0.3, 0.1])
+        results.append(controller.params)
+    for name, value in results[0].items():
+        np.testing.assert_allclose(value, results[1][name], atol=1e-12)
+
+
+def test_ppo_clipping_bounds_the_policy_change_of_many_epochs():
+    ratios = {}
+    for name, rule, repeats in (
+        ("ppo", reinforce.PPOUpdate(clip=0.2, epochs=40), 1),
+        ("reinforce", reinforce.ReinforceUpdate(), 40),  # 40 unclipped steps.
+    ):
+        space, controller, architectures = _ppo_controller(
+            entropy_weight=0.0, optimizer="sgd", learning_rate=0.05
+        )
+        before = controller.log_prob_and_entropy(space, architectures[0])[0]
+        for _ in range(repeats):
+            rule.step(controller, space, architectures[:1], [1.0])
+        after = controller.log_prob_and_entropy(space, architectures[0])[0]
+        ratios[name] = math.exp(after - before)
+    # PPO stops pulling once the ratio passes 1 + clip: at most one step beyond it.
+    assert 1.2 <= ratios["ppo"] < 1.3
+    assert ratios["reinforce"] > 2.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"clip": 0.0}, r"clip must be > 0. Received: clip=0.0"),
+        ({"epochs": 0}, r"epochs must be >= 1. Received: epochs=0"),
+    ],
+)
+def test_ppo_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        reinforce.PPOUpdate(**kwargs)

@@ -27,6 +27,7 @@ from tfnas.blocks import ops
 from tfnas.blocks.choices import layer_choice
 from tfnas.spaces.common import classification_head, compile_classifier, validate_common
 from tfnas.spaces.mobile import SKIP, Stage
+from tfnas.validation import check_float
 
 FBNET_OPS = (
     "k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", SKIP,
@@ -122,6 +123,7 @@ class FBNetSpace(keras_tuner.HyperModel):
             behind the released model-zoo figures (see `tfnas.blocks.ops.fbnet_block`).
         dropout: dropout before the classifier.
         learning_rate: Adam learning rate of the compiled model.
+        batch_norm_momentum: as in `MobileSpace` (0.999; the CLI's tiny form uses 0.9).
 
     Raises:
         ValueError: for bad arguments, naming the argument and the value received.
@@ -148,6 +150,7 @@ class FBNetSpace(keras_tuner.HyperModel):
         e1_pointwise: bool = True,
         dropout: float = 0.0,
         learning_rate: float = 1e-3,
+        batch_norm_momentum: float = 0.999,
         name: str = "fbnet",
         **kwargs,
     ):
@@ -194,22 +197,25 @@ class FBNetSpace(keras_tuner.HyperModel):
         self.e1_pointwise = e1_pointwise
         self.dropout = dropout
         self.learning_rate = learning_rate
+        self.batch_norm_momentum = check_float(
+            "batch_norm_momentum", batch_norm_momentum, 0, 1, high_inclusive=False
+        )
 
     def _layer(self, hp, stage_index: int, block_index: int, x):
         stage = self.stages[stage_index]
         strides = stage.strides if block_index == 0 else 1
         # Plain values in the factories' closures (see MobileSpace._joint_block).
         input_shape = tuple(x.shape[1:])
-        filters = stage.filters
+        filters, momentum = stage.filters, self.batch_norm_momentum
 
         def make(op):
             if op == SKIP:
-                return lambda: ops.fbnet_skip(input_shape, filters, strides)
+                return lambda: ops.fbnet_skip(input_shape, filters, strides, momentum)
             kernel_size, expansion, groups = (int(v) if v else 1 for v in _OP.match(op).groups())
             e1_pointwise = self.e1_pointwise
             return lambda: ops.fbnet_block(
                 input_shape, filters, kernel_size, expansion, strides, groups,
-                e1_pointwise=e1_pointwise,
+                e1_pointwise=e1_pointwise, batch_norm_momentum=momentum,
             )  # fmt: skip
 
         candidates = {op: make(op) for op in self.operations}
@@ -222,14 +228,18 @@ class FBNetSpace(keras_tuner.HyperModel):
             self.stem_filters, 3, self.stem_strides, padding="same", use_bias=False,
             name="stem_conv",
         )(inputs)  # fmt: skip
-        x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="stem_bn")(x)
+        x = layers.BatchNormalization(
+            epsilon=1e-3, momentum=self.batch_norm_momentum, name="stem_bn"
+        )(x)
         x = layers.ReLU(name="stem_act")(x)
         for s, stage in enumerate(self.stages):
             for b in range(stage.depths[0]):
                 x = self._layer(hp, s, b, x)
         if self.head_filters:
             x = layers.Conv2D(self.head_filters, 1, use_bias=False, name="head_conv")(x)
-            x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="head_bn")(x)
+            x = layers.BatchNormalization(
+                epsilon=1e-3, momentum=self.batch_norm_momentum, name="head_bn"
+            )(x)
             x = layers.ReLU(name="head_act")(x)
         logits = classification_head(x, self.num_classes, dropout=self.dropout)
         model = keras.Model(inputs, logits, name=self.name)

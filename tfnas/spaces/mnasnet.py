@@ -35,6 +35,7 @@ import keras_tuner
 
 from tfnas.blocks import mixing_rule_of, ops
 from tfnas.spaces.common import classification_head, compile_classifier, validate_common
+from tfnas.validation import check_float
 
 CONV_OPS = ("conv", "dconv", "mbconv3", "mbconv6")
 SKIP_OPS = ("identity", "none")
@@ -181,12 +182,9 @@ class MnasNetSpace(keras_tuner.HyperModel):
                 )
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
-        if not 0 <= batch_norm_momentum < 1:
-            raise ValueError(
-                "batch_norm_momentum must be in [0, 1). Received: "
-                f"batch_norm_momentum={batch_norm_momentum!r}"
-            )
-        self.batch_norm_momentum = float(batch_norm_momentum)
+        self.batch_norm_momentum = check_float(
+            "batch_norm_momentum", batch_norm_momentum, 0, 1, high_inclusive=False
+        )
         self.input_shape, self.num_classes, self.blocks = tuple(input_shape), num_classes, blocks
         self.stem_filters, self.stem_strides = stem_filters, stem_strides
         self.head_filters = head_filters

@@ -25,6 +25,7 @@ import keras_tuner
 from tfnas.blocks import ops, shared
 from tfnas.blocks.choices import attribute_choice, layer_choice, repeat
 from tfnas.spaces.common import classification_head, compile_classifier, validate_common
+from tfnas.validation import check_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,10 @@ class MobileSpace(keras_tuner.HyperModel):
             single value is fixed and not searched.
         dropout: dropout before the classifier.
         learning_rate: Adam learning rate of the compiled model.
+        batch_norm_momentum: the batch norms' momentum: 0.999, Keras applications'
+            MobileNet setting, by default; trials of a few dozen steps need less (the CLI's
+            tiny form uses 0.9), or their moving statistics stay near their initial
+            values and the validation accuracy near chance.
         joint_ops: the papers' form: one choice `stage{s}/block{b}/op` per block over
             every (kernel size, expansion[, SE ratio][, activation]) operation, named
             `k{k}_e{e}[_se{r}][_{activation}]`, plus `skip` for blocks `b >= min(depths)`
@@ -174,6 +179,7 @@ class MobileSpace(keras_tuner.HyperModel):
         activations: Sequence[str] = ("relu6",),
         dropout: float = 0.0,
         learning_rate: float = 1e-3,
+        batch_norm_momentum: float = 0.999,
         joint_ops: bool = False,
         name: str = "mobile",
         **kwargs,
@@ -221,6 +227,9 @@ class MobileSpace(keras_tuner.HyperModel):
         self.activations = tuple(activations)
         self.dropout = dropout
         self.learning_rate = learning_rate
+        self.batch_norm_momentum = check_float(
+            "batch_norm_momentum", batch_norm_momentum, 0, 1, high_inclusive=False
+        )
         if not isinstance(joint_ops, bool):
             raise ValueError(f"joint_ops must be True or False. Received: joint_ops={joint_ops!r}")
         self.joint_ops = joint_ops
@@ -249,7 +258,7 @@ class MobileSpace(keras_tuner.HyperModel):
         input_shape = tuple(x.shape[1:])
         # Plain values only in the factories' closures: `layer_choice` recognises them
         # and checks the candidates' shapes once, not at every build.
-        filters = stage.filters
+        filters, momentum = stage.filters, self.batch_norm_momentum
 
         def make(kernel_size, expansion, se_ratio, activation):
             return lambda: ops.mbconv(
@@ -260,6 +269,7 @@ class MobileSpace(keras_tuner.HyperModel):
                 strides=strides,
                 se_ratio=se_ratio,
                 activation=activation,
+                batch_norm_momentum=momentum,
             )
 
         combos = {
@@ -279,7 +289,7 @@ class MobileSpace(keras_tuner.HyperModel):
             views = iter(
                 shared.mbconv_views(
                     input_shape, filters, strides, [combos[n] for n in names if n in combos],
-                    switchable_batch_norm=False,
+                    switchable_batch_norm=False, batch_norm_momentum=momentum,
                 )
             )  # fmt: skip
             return [next(views) if n in combos else keras.layers.Identity() for n in names]
@@ -307,6 +317,7 @@ class MobileSpace(keras_tuner.HyperModel):
                 strides=strides,
                 se_ratio=se_ratio,
                 activation=activation,
+                batch_norm_momentum=self.batch_norm_momentum,
             )
 
         layer = attribute_choice(
@@ -315,8 +326,12 @@ class MobileSpace(keras_tuner.HyperModel):
             make,
             # In a supernet the candidates share one set of convolution weights.
             shared_factory=lambda combos: shared.mbconv_views(
-                input_shape, stage.filters, strides, combos
-            ),
+                input_shape,
+                stage.filters,
+                strides,
+                combos,
+                batch_norm_momentum=self.batch_norm_momentum,
+            ),  # fmt: skip
             kernel_size=self._searched(self.kernel_sizes),
             expansion=self._searched(self.expansions),
             se_ratio=self._searched(self.se_ratios),
@@ -336,7 +351,9 @@ class MobileSpace(keras_tuner.HyperModel):
             use_bias=False,
             name="stem_conv",
         )(inputs)
-        x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="stem_bn")(x)
+        x = layers.BatchNormalization(
+            epsilon=1e-3, momentum=self.batch_norm_momentum, name="stem_bn"
+        )(x)
         x = layers.Activation(stem_activation, name="stem_act")(x)
         for index, stage in enumerate(self.stages):
             block = lambda b, t, index=index: self._block(hp, index, b, t)
@@ -350,7 +367,9 @@ class MobileSpace(keras_tuner.HyperModel):
                 x = repeat(hp, f"stage{index}/depth", list(stage.depths), block, x)
         if self.head_filters:
             x = layers.Conv2D(self.head_filters, 1, use_bias=False, name="head_conv")(x)
-            x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name="head_bn")(x)
+            x = layers.BatchNormalization(
+                epsilon=1e-3, momentum=self.batch_norm_momentum, name="head_bn"
+            )(x)
             x = layers.Activation(stem_activation, name="head_act")(x)
         logits = classification_head(x, self.num_classes, dropout=self.dropout)
         model = keras.Model(inputs, logits, name=self.name)

@@ -14,8 +14,9 @@ searched.
 the authors' released `proxyless_mobile.config`; that network's first searched stage is 32
 wide, not 24 (`PROXYLESS_MOBILE_STAGES`): build it in a space with those stages.
 
-Deliberate deviations: batch norm uses Keras's MobileNet settings (momentum 0.999,
-epsilon 1e-3) rather than the authors' PyTorch momentum 0.1 (Keras 0.9); counts are equal.
+Deliberate deviations: batch norm uses Keras's MobileNet settings by default (momentum
+0.999, epsilon 1e-3) rather than the authors' PyTorch momentum 0.1 (Keras 0.9, one
+argument away: `batch_norm_momentum=0.9`); counts are equal.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class ProxylessSpace(MobileSpace):
             Default: `PROXYLESS_STAGES`.
         stem_filters, stem_strides, head_filters: 32, 2 and 1280 as in the paper.
         kernel_sizes, expansions: the MBConv candidates, (3, 5, 7) x (3, 6).
-        dropout, learning_rate, name: as in `MobileSpace`.
+        dropout, learning_rate, batch_norm_momentum, name: as in `MobileSpace`.
 
     Raises:
         ValueError: for bad arguments, naming the argument and the value received.
@@ -107,6 +108,7 @@ class ProxylessSpace(MobileSpace):
         expansions: Sequence[int] = (3, 6),
         dropout: float = 0.0,
         learning_rate: float = 1e-3,
+        batch_norm_momentum: float = 0.999,
         name: str = "proxyless",
         **kwargs,
     ):
@@ -140,6 +142,7 @@ class ProxylessSpace(MobileSpace):
             activations=("relu6",),
             dropout=dropout,
             learning_rate=learning_rate,
+            batch_norm_momentum=batch_norm_momentum,
             joint_ops=True,
             name=name,
             **kwargs,
@@ -158,5 +161,6 @@ class ProxylessSpace(MobileSpace):
             return ops.mbconv(
                 tuple(x.shape[1:]), stage.filters, kernel_size=3, expansion=1,
                 strides=stage.strides, activation="relu6", name="first_block",
+                batch_norm_momentum=self.batch_norm_momentum,
             )(x)  # fmt: skip
         return super()._joint_block(hp, stage_index, block_index, x)

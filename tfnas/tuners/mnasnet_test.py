@@ -10,7 +10,7 @@ import pytest
 import tfnas
 from tfnas.engine import testing as engine_testing
 from tfnas.results.objectives import mnasnet_reward
-from tfnas.search.reinforce import ReinforceUpdate
+from tfnas.search.reinforce import PPOUpdate, ReinforceUpdate
 from tfnas.tuners import multi_trial_testing as testing
 from tfnas.tuners.mnasnet import MnasNet
 
@@ -86,7 +86,8 @@ def test_each_trial_is_timed_on_the_runner_and_rewarded(tmp_path):
         assert trial.score == pytest.approx(accuracy * (latency / 0.05) ** -0.07, rel=1e-5)
 
 
-def test_a_custom_update_rule_is_used():
+def test_the_controller_learns_with_ppo_unless_told_otherwise():
+    assert isinstance(MnasNet(latency_target_ms=1.0, seed=0).algorithm.update_rule, PPOUpdate)
     rule = ReinforceUpdate()
     oracle = MnasNet(latency_target_ms=1.0, update_rule=rule, seed=0)
     assert oracle.algorithm.update_rule is rule
