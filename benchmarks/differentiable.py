@@ -33,7 +33,9 @@ batch 64:
    GDAS close to the single network.
 3. `quality`: on the tabular benchmark (`TabularBenchmark.load()`), for each method
    (`--methods`, default DARTS, DARTSPlus, PDARTS, GDAS, SNAS; PCDARTS costs ~45 s more
-   per seed and is opt-in: `--methods=DARTS,DARTSPlus,PDARTS,GDAS,SNAS,PCDARTS`) and
+   per seed and is opt-in: `--methods=DARTS,DARTSPlus,PDARTS,GDAS,SNAS,PCDARTS`; so are
+   the distribution methods on the same shared weights, ASNGNAS, MANAS (EXP3) and
+   MANAS_LS, each derived by its own `oracle.derive()`) and
    `--seeds` seeds (default 5): train the supernet for `--epochs` epochs (default 4, the
    table's own training length), derive the cell (`oracle.derive()`) and look up its
    stand-alone test accuracy in the table (the mean of the table's seeds; never the
@@ -94,7 +96,11 @@ import tfnas  # noqa: E402
 from tfnas.spaces.nasbench201 import CELL_PREFIX, values_to_arch_str  # noqa: E402
 
 BENCHMARKS = ("cost", "memory", "quality")
-METHODS = ("DARTS", "DARTSPlus", "PDARTS", "GDAS", "SNAS", "PCDARTS")
+# ASNG-NAS and MANAS (EXP3 and least squares) are distribution methods on the same shared
+# weights: opt-in with --methods, compared under the same protocol (issue 16).
+METHODS = (
+    "DARTS", "DARTSPlus", "PDARTS", "GDAS", "SNAS", "PCDARTS", "ASNGNAS", "MANAS", "MANAS_LS",
+)  # fmt: skip
 # PC-DARTS is left out of `quality` by default: about 45 s per seed here (its tracing), which
 # would push the default run past ~30 minutes. Add it with --methods.
 DEFAULT_METHODS = ("DARTS", "DARTSPlus", "PDARTS", "GDAS", "SNAS")
@@ -124,6 +130,11 @@ def make_oracle(method: str, seed: int, partial_channels: int = 4, **kwargs):
         return oracles.SNAS(seed=seed, **kwargs)
     if method == "PCDARTS":
         return oracles.PCDARTS(partial_channels=partial_channels, seed=seed, **kwargs)
+    if method == "ASNGNAS":
+        return oracles.ASNGNAS(seed=seed, **kwargs)
+    if method in ("MANAS", "MANAS_LS"):
+        variant = "exp3" if method == "MANAS" else "least_squares"
+        return oracles.MANAS(variant=variant, seed=seed, **kwargs)
     raise ValueError(f"unknown method {method!r}")
 
 

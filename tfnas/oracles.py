@@ -14,6 +14,7 @@ from tfnas.tuners.gumbel import GDAS, SNAS
 from tfnas.tuners.manas import MANAS
 from tfnas.tuners.mnasnet import MnasNet
 from tfnas.tuners.nao import NAO
+from tfnas.tuners.nasnet import NASNet
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.partial_channels import PCDARTS
 from tfnas.tuners.pnas import PNAS
@@ -30,6 +31,7 @@ ORACLES = {
     "bayesian": BayesianOptimizationOracle,
     "regularized_evolution": RegularizedEvolution,
     "reinforce": Reinforce,
+    "nasnet": NASNet,
     "mnasnet": MnasNet,
     "pnas": PNAS,
     "nao": NAO,

@@ -57,7 +57,7 @@ class _MostLikely(base.SearchAlgorithm):
         self._oracle = oracle
 
     def propose(self, space, is_seen):
-        best = self._oracle.most_likely()
+        best = self._oracle.derive()
         if not is_seen(best):
             return best
         return self._oracle.sample_architecture(self.rng)
@@ -209,7 +209,7 @@ class ASNGNAS(WeightSharingOracle):
         asng = self.asng
         return self.to_values(asng.sample(self.training_rng if rng is None else rng))
 
-    def most_likely(self) -> encoding.Values:
+    def derive(self) -> encoding.Values:
         """The most likely architecture: the argmax of every decision (the derivation)."""
         return self.to_values(self.asng.most_likely())
 
@@ -261,7 +261,7 @@ class ASNGNAS(WeightSharingOracle):
             "convergence": asng.convergence(),
             "delta": asng.delta,
             "converged": asng.converged(),
-            "most_likely": self.most_likely(),
+            "most_likely": self.derive(),
         }
         self.history.append(entry)
         logger.info(

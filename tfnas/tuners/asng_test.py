@@ -29,7 +29,7 @@ def test_each_batch_trains_two_samples_of_theta():
     assert abs(skips - 2 / 3) < 0.06
     # The weight paths draw on the training random state, not the theta step's.
     assert json.dumps(oracle.asng.rng.bit_generator.state) == asng_rng
-    assert oracle.most_likely() == {"op0": "skip", "op1": "conv3x3", "depth": 0}
+    assert oracle.derive() == {"op0": "skip", "op1": "conv3x3", "depth": 0}
     assert oracle.theta()["op0"] == pytest.approx([1 / 6, 1 / 6, 2 / 3])
 
 
@@ -102,7 +102,7 @@ def test_interrupted_search_resumes_exactly_and_derives_the_most_likely(tmp_path
     # Two paths per batch, their gradients accumulated into one update per batch.
     assert int(straight.supernet_trainer().supernet.optimizer.iterations) == 6
     trials = list(oracle.trials.values())
-    assert trials[0].hyperparameters.values == oracle.most_likely()
+    assert trials[0].hyperparameters.values == oracle.derive()
     assert trials[1].hyperparameters.values != trials[0].hyperparameters.values
     assert all(t.status == "COMPLETED" for t in trials)
 

@@ -52,7 +52,7 @@ class _Derived(base.SearchAlgorithm):
         self._oracle = oracle
 
     def propose(self, space, is_seen):
-        best = self._oracle.derived_architecture()
+        best = self._oracle.derive()
         if not is_seen(best):
             return best
         return self._oracle.sample_architecture(self.rng)
@@ -184,7 +184,7 @@ class MANAS(WeightSharingOracle):
         agents = self.agents
         return self.to_values(agents.sample(rng))
 
-    def derived_architecture(self) -> encoding.Values:
+    def derive(self) -> encoding.Values:
         """The derivation: the argmax of every agent's final distribution."""
         return self.to_values(self.agents.most_likely())
 
@@ -239,7 +239,7 @@ class MANAS(WeightSharingOracle):
             "epoch": int(epoch),
             "rounds": agents.rounds,
             "mean_reward": sum(rewards) / len(rewards) if rewards else None,
-            "derived": self.derived_architecture(),
+            "derived": self.derive(),
         }
         self._epoch_rewards = []
         self.history.append(entry)

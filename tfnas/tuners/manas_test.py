@@ -46,7 +46,7 @@ def test_derives_the_argmax_of_the_agents_distributions():
         step.learn(values, 0.2 + 0.4 * (values["op0"] == "skip") + 0.4 * (values["depth"] == 1))
     distributions = oracle.distributions()
     assert distributions["op0"][2] > 0.8 and distributions["depth"][1] > 0.8
-    derived = oracle.derived_architecture()
+    derived = oracle.derive()
     assert derived["op0"] == "skip" and derived["depth"] == 1
     best_op1 = ["conv3x3", "conv1x1", "skip"][max(range(3), key=distributions["op1"].__getitem__)]
     assert derived["op1"] == best_op1
@@ -61,8 +61,8 @@ def test_least_squares_variant_derives_from_the_fitted_values():
         values = rule.architectures[-1]
         step.learn(values, 0.1 + 0.5 * (values["op1"] == "conv1x1") + 0.2 * values["depth"])
     assert oracle.agents.probabilities()[0] == pytest.approx([1 / 3] * 3)  # Uniform.
-    assert oracle.derived_architecture()["op1"] == "conv1x1"
-    assert oracle.derived_architecture()["depth"] == 1
+    assert oracle.derive()["op1"] == "conv1x1"
+    assert oracle.derive()["depth"] == 1
     assert oracle.distributions()["op1"] == [0.0, 1.0, 0.0]
 
 
@@ -112,7 +112,7 @@ def test_interrupted_search_resumes_exactly_and_derives_the_argmax(tmp_path):
     assert int(straight.supernet_trainer().supernet.optimizer.iterations) == 6
     assert any(loss > 0 for loss in oracle.agents.cumulative_losses)
     trials = list(oracle.trials.values())
-    assert trials[0].hyperparameters.values == oracle.derived_architecture()
+    assert trials[0].hyperparameters.values == oracle.derive()
     assert trials[1].hyperparameters.values != trials[0].hyperparameters.values
     assert all(t.status == "COMPLETED" for t in trials)
 

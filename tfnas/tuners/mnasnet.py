@@ -33,7 +33,7 @@ import keras_tuner
 
 from tfnas import validation
 from tfnas.results.objectives import MODES, MnasNetReward
-from tfnas.search.reinforce import Controller, PPOUpdate, ReinforceUpdate
+from tfnas.search.reinforce import PPOUpdate, ReinforceUpdate
 from tfnas.tuners.reinforce import Reinforce
 
 
@@ -78,7 +78,6 @@ class MnasNet(Reinforce):
             "latency_target_ms", latency_target_ms, low=0.0, low_inclusive=False
         )
         self.reward = validation.check_one_of("reward", reward, tuple(MODES))
-        self._update_rule = PPOUpdate() if update_rule is None else update_rule
         accuracy = getattr(objective, "name", objective)
         if isinstance(objective, (list, tuple)) or not isinstance(accuracy, str):
             raise ValueError(
@@ -88,7 +87,12 @@ class MnasNet(Reinforce):
         reward_objective = MnasNetReward(
             target=self.latency_target_ms, accuracy=accuracy, cost="latency_ms", mode=reward
         )
-        super().__init__(objective=reward_objective, max_trials=max_trials, **kwargs)
+        super().__init__(
+            objective=reward_objective,
+            max_trials=max_trials,
+            update_rule=PPOUpdate() if update_rule is None else update_rule,
+            **kwargs,
+        )
 
     @classmethod
     def check_search(cls, hypermodel, latency_target_ms: float | None) -> None:
@@ -98,8 +102,3 @@ class MnasNet(Reinforce):
                 "MnasNet's reward ACC * (LAT / T) ** w needs the target latency T. "
                 "Received: latency_target_ms=None; pass --latency_target_ms."
             )
-
-    def make_search_algorithm(self, seed: int) -> Controller:
-        controller = super().make_search_algorithm(seed)
-        controller.update_rule = self._update_rule
-        return controller

@@ -6,7 +6,7 @@ adapts it.
 
 from __future__ import annotations
 
-from tfnas.search.reinforce import Controller
+from tfnas.search.reinforce import Controller, ReinforceUpdate
 from tfnas.tuners import multi_trial
 
 
@@ -45,6 +45,8 @@ class Reinforce(multi_trial.MultiTrialOracle):
             deduplication); forced off by `allow_duplicates=True`.
         max_resamples: Samples drawn per proposal before falling back to a random
             architecture (which is recorded, not learned from).
+        update_rule: How a batch updates the policy (default
+            `tfnas.search.reinforce.ReinforceUpdate()`; `PPOUpdate()` for PPO).
         **kwargs: The other arguments of `MultiTrialOracle` (hyperparameters, seed,
             allow_duplicates, num_bins, ...), forwarded to it.
 
@@ -70,6 +72,7 @@ class Reinforce(multi_trial.MultiTrialOracle):
         normalize_advantage: bool = True,
         reuse_seen: bool = True,
         max_resamples: int = 10,
+        update_rule: ReinforceUpdate | None = None,
         **kwargs,
     ):
         self._controller_args = {
@@ -83,6 +86,7 @@ class Reinforce(multi_trial.MultiTrialOracle):
             "max_resamples": max_resamples,
         }
         self._reuse_seen = bool(reuse_seen)
+        self._update_rule = update_rule
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -93,5 +97,6 @@ class Reinforce(multi_trial.MultiTrialOracle):
         return Controller(
             seed=seed,
             reuse_seen=self._reuse_seen and not self.allow_duplicates,
+            update_rule=self._update_rule,
             **self._controller_args,
         )
