@@ -19,7 +19,9 @@ Latency (`latency_target_ms`, `latency_table`): the latency of an architecture i
 a `tfnas.latency.LookupTable` predicts (each trial's `latency_ms`): the table given, or,
 with only a target (or an oracle that needs a table), one built on this machine first
 (`output_dir/latency_table_<space>.json`, resumed if interrupted). The target is a limit
-like `max_flops`, checked against the table's fastest architecture before any training;
+like `max_flops`, checked against the table's fastest architecture before any training
+(in a space without a per-operation form, `--space=mnasnet`, each trial is timed with
+LiteRT after training instead, and the best trial within the target is exported);
 oracles that search for latency themselves (`FBNet`, `ProxylessNAS`) get the table and
 the target as arguments. The report shows the
 target, the best architecture's predicted latency and the latency measured on the
@@ -482,9 +484,16 @@ def run_search(
     rewards_latency = getattr(oracle_class, "requires_latency", False)
     if rewards_latency:
         limits.pop(LATENCY_METRIC, None)
+    # A space whose choices change shapes (MnasNet's) has no per-operation table: under a
+    # target each trial is timed with LiteRT after training, and the best within it wins.
+    per_operation = getattr(hypermodel, "supernet_form", True)
+    measure_latency = rewards_latency or (
+        latency_target_ms is not None and latency_table is None and not per_operation
+    )
     # FBNet, ProxylessNAS and SinglePathNAS need a table: one is built if none is given.
     if latency_table is not None or (
-        not rewards_latency and (latency_target_ms is not None or "latency_table" in parameters)
+        not rewards_latency
+        and ((latency_target_ms is not None and per_operation) or "latency_table" in parameters)
     ):
         table = _latency_table(
             latency_table, hypermodel, space, output_dir, num_threads, quantize, verbose
@@ -521,7 +530,7 @@ def run_search(
         overwrite=overwrite,
         limits=limits,
         latency_table=table,
-        measure_latency=rewards_latency,
+        measure_latency=measure_latency,
         latency_options={"num_threads": num_threads, "quantize": quantize},
     )
     # After the Tuner, which deletes the project directory when overwriting.

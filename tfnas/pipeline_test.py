@@ -408,6 +408,21 @@ def test_latency_target_rejects_slower_architectures_and_is_reported(
     assert "rejected untrained: latency_ms" in printed
 
 
+def test_a_space_without_a_table_times_each_trial_under_a_latency_target(tmp_path, monkeypatch):
+    # MnasNet's space has no per-operation form: no table is built, the trials are timed.
+    monkeypatch.setattr(
+        pipeline, "_latency_table", lambda *a, **k: pytest.fail("built a latency table")
+    )
+    out = str(tmp_path / "run")
+    summary = pipeline.run_search(
+        space="mnasnet", oracle="random", max_trials=1, epochs=1, output_dir=out,
+        latency_runs=1, latency_target_ms=1000.0, tensorboard=False,
+    )  # fmt: skip
+    (trial,) = json.load(open(os.path.join(out, "results.json")))["trials"]
+    assert 0 < trial["metrics"]["latency_ms"] <= 1000.0  # Measured with LiteRT.
+    assert summary["latency_target_ms"] == 1000.0
+
+
 def test_unreachable_latency_target_fails_before_training(tmp_path, nasbench201_table, monkeypatch):
     monkeypatch.setattr(
         pipeline.Tuner, "search", lambda *a, **k: pytest.fail("trained before the check")

@@ -199,15 +199,9 @@ def _bind_latency_table(table, hypermodel):
     """`table` (a `LookupTable` or a path) bound to the hypermodel's space, or None."""
     if table is None:
         return None
-    from tfnas.latency.lookup_table import LookupTable
+    from tfnas.latency.lookup_table import as_lookup_table
 
-    if isinstance(table, (str, os.PathLike)):
-        return LookupTable.load(table, space=hypermodel)
-    if not isinstance(table, LookupTable):
-        raise TypeError(
-            "latency_table must be a tfnas.latency.LookupTable or the path of one. "
-            f"Received: latency_table={table!r}"
-        )
+    table, _ = as_lookup_table(table, "tfnas.Tuner")
     return table if table.choices else table.bind(hypermodel)
 
 

@@ -139,6 +139,10 @@ class MnasNetSpace(keras_tuner.HyperModel):
             built as a supernet (a weight-sharing strategy).
     """
 
+    # Its filter and depth choices change shapes: no supernet, no per-operation latency
+    # table (`tfnas.pipeline` times its trials instead).
+    supernet_form = False
+
     def __init__(
         self,
         input_shape=(224, 224, 3),
