@@ -68,7 +68,14 @@ PROJECT_NAME = "search"
 SEARCH_FILE = "search.json"
 SEARCH_ARGUMENTS = (
     "space", "oracle", "dataset", "seed", "max_flops", "max_params", "latency_target_ms",
+    "quantization",
 )  # fmt: skip
+# `quantization`: "none" searches a ready space in float; "int8" trains the quantized CNN
+# of `tfnas.quantization.spaces` at 8 bits everywhere (QAT) and exports it full-integer;
+# "mixed" searches its per-layer weight and activation bits (e.g. with
+# `--oracle=mixed_precision_dnas`) and exports the layers TFLite can run in int8 as int8.
+QUANTIZATION_MODES = ("none", "int8", "mixed")
+QUANTIZED_SPACE = "quantized_cnn"
 # The constraint arguments of `run_search` and the cost metric each bounds.
 CONSTRAINTS = {
     "max_flops": "flops",
@@ -152,6 +159,8 @@ def check_same_search(project_dir: str, record: dict) -> None:
             recorded = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"The search record {path!r} is corrupt ({e}): {advice}.") from e
+    # Records written before quantization searches were float searches.
+    recorded.setdefault("quantization", "none")
     for name in SEARCH_ARGUMENTS:
         if recorded.get(name) != record[name]:
             raise ValueError(
@@ -289,6 +298,21 @@ def _latency_rows(summary: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _bits_rows(summary: dict) -> list[tuple[str, str]]:
+    bits = summary.get("bits")
+    if not bits:
+        return []
+    per_layer = " ".join(
+        f"{r['weight_bits']}/{r['activation_bits']}" for r in summary["layer_bits"]
+    )
+    return [
+        ("weight bits", f"{bits['average_weight_bits']:.2f} average"),
+        ("layer bits", f"{per_layer} (weight/activation, input to output)"),
+        ("packed weights", f"{bits['packed_weight_bytes'] / 1024:.1f} KiB, "
+         f"{bits['compression']:.2f}x below float32 (TFLite runs 2-4 bits at 8)"),
+    ]  # fmt: skip
+
+
 def _format_report(summary: dict) -> str:
     rows = [
         ("space", summary["space"]),
@@ -311,6 +335,7 @@ def _format_report(summary: dict) -> str:
         ("test accuracy", f"{summary['test_accuracy']:.4f}"),
         ("parameters", f"{summary['num_params']:,}"),
         ("multiply-adds", f"{summary['flops']:,}"),
+        *_bits_rows(summary),
         *_latency_rows(summary),
         ("tflite", f"{summary['tflite_quantize'] or 'float32'}"),
         ("tflite size", f"{summary['latency']['size_bytes'] / 1024:.1f} KiB"),
@@ -326,6 +351,43 @@ def _format_report(summary: dict) -> str:
     lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
     rule = "-" * max(len(line) for line in lines)
     return "\n".join([rule, *lines, rule])
+
+
+def _check_quantized_search(space, quantize, then_train_epochs, latency_target_ms,
+                            latency_table, quantization) -> None:  # fmt: skip
+    """Refuses the arguments a quantized search does not take, naming them."""
+    given = f"Received: quantization={quantization!r} and "
+    if space is not None:
+        raise ValueError(
+            "quantization (--quantization) searches the bits of its own CNN "
+            "(tfnas.quantization.spaces.bit_width_cnn), not a ready space: drop --space. "
+            f"{given}space={space!r}"
+        )
+    if quantize is not None:
+        raise ValueError(
+            "quantize (--quantize) sets the TFLite export of a float search; a quantized "
+            "search exports its own precisions: drop --quantize. "
+            f"{given}quantize={quantize!r}"
+        )
+    for name, value in (
+        ("then_train_epochs", then_train_epochs or None),
+        ("latency_target_ms", latency_target_ms),
+        ("latency_table", latency_table),
+    ):
+        if value is not None:
+            raise ValueError(
+                f"{name} (--{name}) is not available with quantization (--quantization). "
+                f"{given}{name}={value!r}"
+            )
+
+
+def _quantized_space(quantization: str, input_shape, num_classes: int):
+    """The quantized CNN's `build(hp)`: 8 bits everywhere ("int8") or searched bits."""
+    from tfnas.quantization.spaces import bit_width_cnn
+
+    if quantization == "int8":
+        return bit_width_cnn(input_shape, num_classes, weight_bits=8, activation_bits=8)
+    return bit_width_cnn(input_shape, num_classes)
 
 
 def _latency_table(path, hypermodel, space, output_dir, num_threads, quantize, verbose):
@@ -365,7 +427,7 @@ def _latency_table(path, hypermodel, space, output_dir, num_threads, quantize, v
 
 def run_search(
     *,
-    space: str = "nasbench201",
+    space: str | None = None,
     oracle: str = "random",
     dataset: str = "digits",
     max_trials: int = 4,
@@ -384,6 +446,7 @@ def run_search(
     latency_target_ms: float | None = None,
     latency_table: str | None = None,
     tensorboard: bool = True,
+    quantization: str = "none",
 ) -> dict:
     """Runs a search on a ready space and exports the best architecture.
 
@@ -391,7 +454,8 @@ def run_search(
     `output_dir` (`overwrite=False`): finished trials are kept, the oracle continues.
 
     Args:
-        space: a name of `tfnas.spaces.SPACES`.
+        space: a name of `tfnas.spaces.SPACES` (default "nasbench201"); not with
+            `quantization`, which searches its own CNN.
         oracle: a name of `tfnas.oracles.ORACLES`.
         dataset: a name of `tfnas.data.DATASETS` (default: the bundled digits).
         max_trials: trials to run.
@@ -420,15 +484,34 @@ def run_search(
             device's table is used as it is (the exported model is still timed here).
         tensorboard: write TensorBoard logs (curves, and every trial's hyperparameters
             and costs for the HParams dashboard) to `output_dir/tensorboard`.
+        quantization: "none" (a float search of `space`), "int8" (uniform 8-bit QAT of
+            `tfnas.quantization.spaces.bit_width_cnn`, full-integer int8 export) or
+            "mixed" (a search over that CNN's per-layer weight bits {2, 3, 4, 8} and
+            activation bits {4, 8}: `oracle="mixed_precision_dnas"` for Wu et al.'s
+            DNAS, a multi-trial oracle for a QAT search; int8 TFLite export, whose 2-4-bit
+            layers run at 8 bits). `results.json` records the per-layer bits.
 
     Returns:
         The summary written to `results.json` (without the per-trial list).
     """
-    if space not in spaces.SPACES:
+    validation.check_one_of("quantization", quantization, QUANTIZATION_MODES)
+    quantized = quantization != "none"
+    if quantized:
+        _check_quantized_search(space, quantize, then_train_epochs, latency_target_ms,
+                                latency_table, quantization)  # fmt: skip
+        space = QUANTIZED_SPACE
+    elif space is None:
+        space = "nasbench201"
+    if not quantized and space not in spaces.SPACES:
         raise ValueError(
             f"Unknown space. Received: space={space!r}; expected one of {list(spaces.SPACES)}."
         )
     oracle_class = oracles.get(oracle)
+    if oracle == "mixed_precision_dnas" and quantization != "mixed":
+        raise ValueError(
+            "oracle='mixed_precision_dnas' (--oracle) searches per-layer bit widths: pass "
+            f"quantization='mixed' (--quantization=mixed). Received: quantization={quantization!r}"
+        )
     for name, value in (
         ("max_trials", max_trials),
         ("epochs", epochs),
@@ -469,11 +552,15 @@ def run_search(
         "max_flops": max_flops,
         "max_params": max_params,
         "latency_target_ms": latency_target_ms,
+        "quantization": quantization,
         "data": data_fingerprint(data.x_train, data.y_train, data.x_val, data.y_val),
     }
     if not overwrite:
         check_same_search(project_dir, record)
-    hypermodel = spaces.make(space, data.input_shape, data.num_classes)
+    if quantized:
+        hypermodel = _quantized_space(quantization, data.input_shape, data.num_classes)
+    else:
+        hypermodel = spaces.make(space, data.input_shape, data.num_classes)
     parameters = inspect.signature(oracle_class).parameters
     table = None
     check_search = getattr(oracle_class, "check_search", None)
@@ -567,12 +654,26 @@ def run_search(
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in OUTPUT_FILES}
     best_model.save(paths["best_model.keras"])
-    latency.save_tflite(
-        best_model,
-        paths["best_model.tflite"],
-        quantize=quantize,
-        representative_data=data.x_train if quantize == "int8" else None,
-    )
+    bits = {}
+    if quantized:
+        from tfnas.quantization import export as quantized_export
+        from tfnas.quantization import report as bits_report
+
+        flatbuffer = quantized_export.export_tflite(
+            best_model, "int8" if quantization == "int8" else "mixed", data.x_train
+        )
+        with open(paths["best_model.tflite"], "wb") as f:
+            f.write(flatbuffer)
+        rows = bits_report.layer_bits(best_model)
+        bits = {"layer_bits": rows, "bits": bits_report.summarize(rows)}
+        bits["bits_plot"] = bits_report.plot_bits(rows, os.path.join(output_dir, "bits.png"))
+    else:
+        latency.save_tflite(
+            best_model,
+            paths["best_model.tflite"],
+            quantize=quantize,
+            representative_data=data.x_train if quantize == "int8" else None,
+        )
     report = latency.measure(
         paths["best_model.tflite"], runs=latency_runs, num_threads=num_threads, seed=seed
     )
@@ -594,7 +695,9 @@ def run_search(
         "num_params": int(best_metrics["num_params"]),
         "flops": int(best_metrics["flops"]),
         "model_bytes": int(best_metrics["model_bytes"]),
-        "tflite_quantize": quantize,
+        "tflite_quantize": quantization if quantized else quantize,
+        "quantization": quantization,
+        **bits,
         "latency": report.to_dict(),
         "latency_target_ms": latency_target_ms,
         "predicted_latency_ms": None if table is None else table.predict(architecture.values),
@@ -616,6 +719,7 @@ def run_search(
         ("Pareto front: validation accuracy against multiply-adds", summary["pareto_plot"]),
         *report_lib.draw_cells(architecture.values, output_dir),
         *report_lib.draw_alpha_history(tuner.oracle, output_dir),
+        *([("Per-layer weight and activation bits", bits["bits_plot"])] if bits else []),
     ]
     report_lib.write_report(output_dir, results, figures, path=paths[report_lib.REPORT_FILE])
     if verbose:

@@ -423,6 +423,52 @@ def test_a_space_without_a_table_times_each_trial_under_a_latency_target(tmp_pat
     assert summary["latency_target_ms"] == 1000.0
 
 
+def test_a_mixed_precision_search_exports_its_bits(tmp_path):
+    out = str(tmp_path / "run")
+    summary = pipeline.run_search(
+        quantization="mixed", max_trials=1, epochs=1, output_dir=out, latency_runs=1,
+        tensorboard=False,
+    )  # fmt: skip
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert results["space"] == "quantized_cnn" and results["tflite_quantize"] == "mixed"
+    (trial,) = results["trials"]
+    # The per-layer bits are the trial's searched values, within the candidates.
+    for row in results["layer_bits"]:
+        assert row["weight_bits"] in (2, 3, 4, 8) and row["activation_bits"] in (4, 8, 32)
+    searched = sorted(v for k, v in trial["values"].items() if k.endswith("/weight_bits"))
+    assert sorted(r["weight_bits"] for r in results["layer_bits"]) == searched
+    assert summary["bits"]["compression"] > 1
+    assert os.path.getsize(os.path.join(out, "best_model.tflite")) > 0
+    # The report embeds the per-layer bits figure (self-contained HTML).
+    assert "Per-layer weight and activation bits" in open(os.path.join(out, "report.html")).read()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"space": "darts"}, r"searches the bits of its own CNN .* drop --space\. Received: "
+         r"quantization='int8' and space='darts'"),
+        ({"quantize": "int8"}, r"drop --quantize\. Received: quantization='int8' and "
+         r"quantize='int8'"),
+        ({"latency_target_ms": 1.0}, r"latency_target_ms \(--latency_target_ms\) is not "
+         r"available with quantization"),
+    ],
+)  # fmt: skip
+def test_quantized_search_refuses_what_it_does_not_take(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.run_search(quantization="int8", output_dir=str(tmp_path), **kwargs)
+
+
+def test_mixed_precision_dnas_needs_a_mixed_search(tmp_path):
+    with pytest.raises(ValueError, match=r"pass quantization='mixed' \(--quantization=mixed\)"):
+        pipeline.run_search(oracle="mixed_precision_dnas", output_dir=str(tmp_path))
+
+
+def test_unknown_quantization_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"quantization must be one of \['none', 'int8', "):
+        pipeline.run_search(quantization="int4", output_dir=str(tmp_path))
+
+
 def test_unreachable_latency_target_fails_before_training(tmp_path, nasbench201_table, monkeypatch):
     monkeypatch.setattr(
         pipeline.Tuner, "search", lambda *a, **k: pytest.fail("trained before the check")

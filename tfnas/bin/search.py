@@ -19,7 +19,12 @@ from tfnas.bin import console
 with console.quiet_tensorflow(__name__):  # These imports load TensorFlow.
     from tfnas import data, oracles, spaces, validation
 
-_SPACE = flags.DEFINE_enum("space", "nasbench201", list(spaces.SPACES), "Search space.")
+_SPACE = flags.DEFINE_enum(
+    "space",
+    None,
+    list(spaces.SPACES),
+    "Search space (default nasbench201; not with --quantization).",
+)
 _ORACLE = flags.DEFINE_enum(
     "oracle", "random", sorted(oracles.ORACLES), "Search strategy (snake_case oracle name)."
 )
@@ -37,6 +42,13 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/search", "Where results ar
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, upper_bound=2**31 - 1)
 _QUANTIZE = flags.DEFINE_enum(
     "quantize", "none", ["none", "float16", "int8"], "TFLite export precision."
+)
+_QUANTIZATION = flags.DEFINE_enum(
+    "quantization",
+    "none",
+    ["none", "int8", "mixed"],
+    "Quantized search of tfnas's small CNN: int8 (uniform 8-bit QAT, full-integer .tflite) or "
+    "mixed (per-layer weight/activation bits, e.g. --oracle=mixed_precision_dnas).",
 )
 _LATENCY_RUNS = flags.DEFINE_integer(
     "latency_runs", 50, "Timed TFLite invocations.", lower_bound=1, upper_bound=100_000
@@ -142,6 +154,7 @@ def main(argv):
         latency_target_ms=_LATENCY_TARGET_MS.value,
         latency_table=_LATENCY_TABLE.value,
         tensorboard=_TENSORBOARD.value,
+        quantization=_QUANTIZATION.value,
     )
 
 

@@ -21,6 +21,7 @@ below 8 bits converts to a uint4 QUANTIZE node the interpreter cannot run). So:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -201,16 +202,21 @@ def _selective_int8(model: keras.Model, plain: keras.Model, data: np.ndarray) ->
     interactive = keras.config.is_interactive_logging_enabled()
     keras.config.disable_interactive_logging()
     try:
-        probe = converter().convert()
-        if not float_names:
-            return probe
-        tensors = [d["name"] for d in Interpreter(model_content=probe).get_tensor_details()]
-        denied = [t for t in tensors if any(f"/{n}/" in t or f"/{n}_1/" in t for n in float_names)]
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter(), debug_dataset=lambda: iter(samples), debug_options=options
-        )
-        return debugger.get_nondebug_quantized_model()
+        with warnings.catch_warnings():
+            # Emitted for every full-integer conversion of a float-input model; harmless.
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+            probe = converter().convert()
+            if not float_names:
+                return probe
+            tensors = [d["name"] for d in Interpreter(model_content=probe).get_tensor_details()]
+            denied = [
+                t for t in tensors if any(f"/{n}/" in t or f"/{n}_1/" in t for n in float_names)
+            ]
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied)
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter(), debug_dataset=lambda: iter(samples), debug_options=options
+            )
+            return debugger.get_nondebug_quantized_model()
     finally:
         if interactive:
             keras.config.enable_interactive_logging()
