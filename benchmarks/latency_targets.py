@@ -43,6 +43,7 @@ def _space(data):
     return tfnas.spaces.ProxylessSpace(
         data.input_shape, data.num_classes, stem_filters=8, stem_strides=1, head_filters=32,
         stages=[Stage(8, 1), Stage(16, (1, 2), 2), Stage(24, (1, 2), 2)], kernel_sizes=(3, 5),
+        batch_norm_momentum=0.9,  # Trials of a few dozen steps (see tfnas.spaces.make).
     )  # fmt: skip
 
 
