@@ -97,7 +97,7 @@ def test_search_writes_the_four_outputs_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"space": "nasnet"}, "Received: space='nasnet'"),
+        ({"space": "amoebanet"}, "Received: space='amoebanet'"),
         ({"oracle": "genetic"}, "Unknown oracle: 'genetic'"),
         ({"max_trials": 0}, "max_trials must be >= 1. Received: max_trials=0"),
         ({"epochs": -1}, "epochs must be >= 1. Received: epochs=-1"),

@@ -35,7 +35,7 @@ def test_schedules():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"space": "nasnet"}, "space must be one of .* Received: space='nasnet'"),
+        ({"space": "amoebanet"}, "space must be one of .* Received: space='amoebanet'"),
         ({"dataset": "imagenet"}, "Received: dataset='imagenet'"),
         ({"epochs": 0}, "epochs must be >= 1. Received: epochs=0"),
         ({"batch_size": 0}, "batch_size must be >= 1. Received: batch_size=0"),

@@ -59,7 +59,7 @@ def test_bad_flags_are_refused_naming_the_flag(tmp_path):
         "--input_shape=8,8": "--input_shape must be three positive integers height,width,channels. "
         "Received: --input_shape=8,8",
         "--input_shape=8,x,1": "Received: --input_shape=8,x,1",
-        "--space=nasnet": "flag --space=nasnet: value should be one of",
+        "--space=amoebanet": "flag --space=amoebanet: value should be one of",
         "--runner=ssh": "flag --runner=ssh: value should be one of <local|adb>",
         "--runtime=tflite": "flag --runtime=tflite: value should be one of <interpreter|compiled_model>",
         "--num_threads=0": "flag --num_threads=0",

@@ -18,7 +18,7 @@ from tfnas.bin import search
         (["--max_trials=0"], "max_trials"),
         (["--epochs=0"], "epochs"),
         (["--seed=-1"], "seed"),
-        (["--space=nasnet"], "space"),
+        (["--space=amoebanet"], "space"),
         (["--oracle=genetic"], "oracle"),
         (["--dataset=imagenet"], "dataset"),
         (["--output_dir= "], "--output_dir must be a non-empty path"),

@@ -1,11 +1,12 @@
 """Ready search spaces (KerasTuner hypermodels) of the surveyed papers."""
 
-from tfnas.spaces import darts, fbnet, mnasnet, mobile, nasbench201, proxyless
+from tfnas.spaces import darts, fbnet, mnasnet, mobile, nasbench201, nasnet, proxyless
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
+from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
 from tfnas.spaces.registry import SPACES, make
 
@@ -16,6 +17,7 @@ __all__ = [
     "MnasBlock",
     "MnasNetSpace",
     "MobileSpace",
+    "NASNetSpace",
     "NasBench201Space",
     "ProxylessSpace",
     "Stage",
@@ -25,5 +27,6 @@ __all__ = [
     "mnasnet",
     "mobile",
     "nasbench201",
+    "nasnet",
     "proxyless",
 ]

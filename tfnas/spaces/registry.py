@@ -7,9 +7,10 @@ from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
+from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
 
-SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless", "mnasnet")
+SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless", "mnasnet", "nasnet")
 
 
 def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
@@ -59,6 +60,11 @@ def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
                 batch_norm_momentum=0.9,
             )  # fmt: skip
         return MnasNetSpace(input_shape, num_classes)
+    if name == "nasnet":
+        if tiny:
+            # Like the darts tiny form: 8 filters, one normal cell per stack; multi-trial only.
+            return NASNetSpace(input_shape, num_classes, filters=8, num_cells_per_stack=1)
+        return NASNetSpace(input_shape, num_classes)
     if name == "proxyless":
         if tiny:
             # Stage 0 is the fixed first block; the others are searched.
