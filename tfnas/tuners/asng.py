@@ -38,9 +38,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tfnas import validation
-from tfnas.search import base, encoding
+from tfnas.search import encoding
 from tfnas.search.asng import CategoricalASNG
-from tfnas.tuners.weight_sharing import WeightSharingOracle
+from tfnas.tuners.distribution import DistributionOracle
 
 if TYPE_CHECKING:
     from tfnas.blocks.rules import MixingRule
@@ -49,24 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class _MostLikely(base.SearchAlgorithm):
-    """Proposes the most likely architecture, then samples of the distribution."""
-
-    def __init__(self, oracle: ASNGNAS, seed: int | None = None):
-        super().__init__(seed)
-        self._oracle = oracle
-
-    def propose(self, space, is_seen):
-        best = self._oracle.derive()
-        if not is_seen(best):
-            return best
-        return self._oracle.sample_architecture(self.rng)
-
-    def observe(self, space, values, reward) -> None:
-        pass
-
-
-class ASNGNAS(WeightSharingOracle):
+class ASNGNAS(DistributionOracle):
     """ASNG-NAS (Akimoto et al. 2019): a categorical distribution learned by the adaptive
     stochastic natural gradient, jointly with the shared weights.
 
@@ -130,10 +113,6 @@ class ASNGNAS(WeightSharingOracle):
         self.theta_split = validation.check_one_of(
             "theta_split", theta_split, ("validation", "training")
         )
-        self._asng: CategoricalASNG | None = None
-        self._asng_keys: list[str] = []
-        # The distribution's state while no distribution is made (after set_state).
-        self._pending_state: dict[str, Any] | None = None
         self._pair: list[encoding.Values] = []
         self._theta_samples: list[list[int]] = []
         # One entry per supernet epoch: {"epoch", "convergence", "delta", "converged",
@@ -148,61 +127,27 @@ class ASNGNAS(WeightSharingOracle):
     def paths_per_step(self) -> int:
         return self.lam
 
-    def make_search_algorithm(self, seed):
-        return _MostLikely(self, seed)
-
     # --- The distribution ---------------------------------------------------------------
 
-    def _decisions(self) -> list[encoding.Decision]:
-        """The searched decisions: every decision of the space but the frozen plain ones."""
-        return [d for d in self.encoding().decisions if d.name not in self.frozen_values]
+    core_name = "distribution"
+
+    def make_core(self, categories, seed) -> CategoricalASNG:
+        return CategoricalASNG(
+            categories,
+            alpha=self.alpha,
+            delta_init=self.delta_init,
+            lam=self.lam,
+            theta_min=self.theta_min,
+            seed=seed,
+        )
+
+    def core_is_untouched(self, core: CategoricalASNG) -> bool:
+        return core.num_updates + core.num_skipped == 0
 
     @property
     def asng(self) -> CategoricalASNG:
         """The distribution over the searched decisions, made on first use."""
-        decisions = self._decisions()
-        keys = [d.key for d in decisions]
-        if self._asng is None or keys != self._asng_keys:
-            untouched = self._asng is None or (self._asng.num_updates + self._asng.num_skipped == 0)
-            if not untouched:
-                raise ValueError(
-                    f"ASNGNAS's decisions changed while searching, from {self._asng_keys} to "
-                    f"{keys}: the space must be fixed by the supernet."
-                )
-            if not decisions:
-                raise ValueError(
-                    "ASNGNAS found no decision to search: the space has only frozen plain "
-                    "hyperparameters."
-                )
-            asng = CategoricalASNG(
-                [d.size for d in decisions],
-                alpha=self.alpha,
-                delta_init=self.delta_init,
-                lam=self.lam,
-                theta_min=self.theta_min,
-                seed=None if self.seed is None else self.seed + 2,
-            )
-            if self._pending_state is not None:
-                if self._pending_state["keys"] != keys:
-                    raise ValueError(
-                        f"The saved ASNGNAS state is for the decisions "
-                        f"{self._pending_state['keys']}, not {keys}."
-                    )
-                asng.set_state(self._pending_state["distribution"])
-                self._pending_state = None
-            self._asng, self._asng_keys = asng, keys
-        return self._asng
-
-    def to_values(self, indices: Sequence[int]) -> encoding.Values:
-        """The architecture of one index per searched decision (frozen values included)."""
-        position = {key: i for i, key in enumerate(self._asng_keys)}
-
-        def pick(decision: encoding.Decision, _: encoding.Values) -> Any:
-            if decision.name in self.frozen_values:
-                return self.frozen_values[decision.name]
-            return decision.candidates[indices[position[decision.key]]]
-
-        return {**self.encoding().assemble(pick), **self.frozen_values}
+        return self.core
 
     def sample_architecture(self, rng=None) -> encoding.Values:
         """A sample of the distribution (default: with the training random state)."""
@@ -215,9 +160,7 @@ class ASNGNAS(WeightSharingOracle):
 
     def theta(self) -> dict[str, list[float]]:
         """`{decision name: probabilities of its candidates}`."""
-        asng = self.asng
-        names = {d.key: d.name for d in self._decisions()}
-        return {names[key]: row for key, row in zip(self._asng_keys, asng.theta)}
+        return self.named_rows(self.asng.theta)
 
     # --- Training -----------------------------------------------------------------------
 
@@ -276,16 +219,11 @@ class ASNGNAS(WeightSharingOracle):
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        if self._asng is not None:
-            distribution = {"keys": list(self._asng_keys), "distribution": self._asng.get_state()}
-        else:
-            distribution = self._pending_state
-        state["asng"] = {"distribution": distribution, "history": list(self.history)}
+        state["asng"] = {"distribution": self.core_state(), "history": list(self.history)}
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         saved = state.get("asng", {})
-        self._pending_state = saved.get("distribution")
-        self._asng, self._asng_keys = None, []
+        self.restore_core(saved.get("distribution"))
         self.history = list(saved.get("history", []))

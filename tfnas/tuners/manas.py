@@ -29,13 +29,13 @@ candidates recalibrate them anyway.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tfnas import validation
-from tfnas.search import base, encoding
+from tfnas.search import encoding
 from tfnas.search.manas import MultiAgentBandit
-from tfnas.tuners.weight_sharing import WeightSharingOracle
+from tfnas.tuners.distribution import DistributionOracle
 
 if TYPE_CHECKING:
     from tfnas.blocks.rules import MixingRule
@@ -44,24 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class _Derived(base.SearchAlgorithm):
-    """Proposes the derived architecture, then samples of the agents' distributions."""
-
-    def __init__(self, oracle: MANAS, seed: int | None = None):
-        super().__init__(seed)
-        self._oracle = oracle
-
-    def propose(self, space, is_seen):
-        best = self._oracle.derive()
-        if not is_seen(best):
-            return best
-        return self._oracle.sample_architecture(self.rng)
-
-    def observe(self, space, values, reward) -> None:
-        pass
-
-
-class MANAS(WeightSharingOracle):
+class MANAS(DistributionOracle):
     """MANAS (Carlucci et al. 2019): one bandit agent per decision, on shared weights.
 
     Every training step the agents draw an architecture, it trains on the batch, and its
@@ -113,10 +96,6 @@ class MANAS(WeightSharingOracle):
         self.reward_split = validation.check_one_of(
             "reward_split", reward_split, ("validation", "training")
         )
-        self._agents: MultiAgentBandit | None = None
-        self._agent_keys: list[str] = []
-        # The agents' state while no agents are made (after set_state).
-        self._pending_state: dict[str, Any] | None = None
         # The actions of the path trained last and not yet rewarded.
         self._played: list[int] | None = None
         self._step: TrainedPathRewardStep | None = None
@@ -125,59 +104,26 @@ class MANAS(WeightSharingOracle):
         self._epoch_rewards: list[float] = []
         super().__init__(objective=objective, max_trials=max_trials, **kwargs)
 
-    def make_search_algorithm(self, seed):
-        return _Derived(self, seed)
-
     # --- The agents -----------------------------------------------------------------------
 
-    def _decisions(self) -> list[encoding.Decision]:
-        """The searched decisions: every decision of the space but the frozen plain ones."""
-        return [d for d in self.encoding().decisions if d.name not in self.frozen_values]
+    core_name = "agents"
+
+    def make_core(self, categories, seed) -> MultiAgentBandit:
+        return MultiAgentBandit(
+            categories,
+            variant=self.variant,
+            learning_rate=self.learning_rate,
+            exploration=self.exploration,
+            seed=seed,
+        )
+
+    def core_is_untouched(self, core: MultiAgentBandit) -> bool:
+        return core.rounds == 0
 
     @property
     def agents(self) -> MultiAgentBandit:
         """The agents of the searched decisions, made on first use."""
-        decisions = self._decisions()
-        keys = [d.key for d in decisions]
-        if self._agents is None or keys != self._agent_keys:
-            if self._agents is not None and self._agents.rounds > 0:
-                raise ValueError(
-                    f"MANAS's decisions changed while searching, from {self._agent_keys} to "
-                    f"{keys}: the space must be fixed by the supernet."
-                )
-            if not decisions:
-                raise ValueError(
-                    "MANAS found no decision to search: the space has only frozen plain "
-                    "hyperparameters."
-                )
-            agents = MultiAgentBandit(
-                [d.size for d in decisions],
-                variant=self.variant,
-                learning_rate=self.learning_rate,
-                exploration=self.exploration,
-                seed=None if self.seed is None else self.seed + 2,
-            )
-            if self._pending_state is not None:
-                if self._pending_state["keys"] != keys:
-                    raise ValueError(
-                        f"The saved MANAS state is for the decisions "
-                        f"{self._pending_state['keys']}, not {keys}."
-                    )
-                agents.set_state(self._pending_state["agents"])
-                self._pending_state = None
-            self._agents, self._agent_keys = agents, keys
-        return self._agents
-
-    def to_values(self, actions: Sequence[int]) -> encoding.Values:
-        """The architecture of one action per agent (frozen values included)."""
-        position = {key: i for i, key in enumerate(self._agent_keys)}
-
-        def pick(decision: encoding.Decision, _: encoding.Values) -> Any:
-            if decision.name in self.frozen_values:
-                return self.frozen_values[decision.name]
-            return decision.candidates[actions[position[decision.key]]]
-
-        return {**self.encoding().assemble(pick), **self.frozen_values}
+        return self.core
 
     def sample_architecture(self, rng=None) -> encoding.Values:
         """A sample of the agents' distributions (default: with the agents' random state)."""
@@ -190,9 +136,7 @@ class MANAS(WeightSharingOracle):
 
     def distributions(self) -> dict[str, list[float]]:
         """`{decision name: the agent's final distribution over its candidates}`."""
-        agents = self.agents
-        names = {d.key: d.name for d in self._decisions()}
-        return {names[k]: row for k, row in zip(self._agent_keys, agents.final_distributions())}
+        return self.named_rows(self.agents.final_distributions())
 
     # --- Training -------------------------------------------------------------------------
 
@@ -255,12 +199,8 @@ class MANAS(WeightSharingOracle):
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        if self._agents is not None:
-            agents = {"keys": list(self._agent_keys), "agents": self._agents.get_state()}
-        else:
-            agents = self._pending_state
         state["manas"] = {
-            "agents": agents,
+            "agents": self.core_state(),
             "played": self._played,
             "epoch_rewards": list(self._epoch_rewards),
             "history": list(self.history),
@@ -270,8 +210,7 @@ class MANAS(WeightSharingOracle):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         saved = state.get("manas", {})
-        self._pending_state = saved.get("agents")
-        self._agents, self._agent_keys = None, []
+        self.restore_core(saved.get("agents"))
         played = saved.get("played")
         self._played = None if played is None else [int(a) for a in played]
         self._epoch_rewards = list(saved.get("epoch_rewards", []))
