@@ -161,6 +161,7 @@ def test_search_records_what_it_searched(finished_search):
     assert {key: record[key] for key in pipeline.SEARCH_ARGUMENTS} == {
         "space": "nasbench201", "oracle": "random", "dataset": "digits", "seed": 0,
         "max_flops": None, "max_params": None, "latency_target_ms": None,
+        "quantization": "none",
     }  # fmt: skip
     assert record["oracle_class"].endswith(".RandomSearchOracle")
     assert len(record["data"]) == 64
