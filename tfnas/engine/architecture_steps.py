@@ -72,6 +72,10 @@ class ArchitectureStep:
     def begin_epoch(self, epoch: int) -> None:
         """Called before each supernet epoch (0-based)."""
 
+    def end_epoch(self, epoch: int) -> None:
+        """Called after each supernet epoch's last weight step, before the oracle's epoch
+        hook and the checkpoint."""
+
     def step(self, step: int, progress: float) -> None:
         """One architecture update, before the weight step of a batch.
 

@@ -7,8 +7,8 @@ before weight steps, so `TrainedPathRewardStep` measures, before the weight step
 `t`, the reward of the architecture trained on batch `t - 1` (the strategy's `pending()`
 path) and hands it to the strategy (`learn(values, reward)`); the strategy then draws
 the architecture of batch `t`. The path trained on an epoch's last batch is rewarded by
-`reward_pending()` from the strategy's epoch-end hook, so every trained path is rewarded
-exactly once, right after its weight step, and no round spans a checkpoint.
+`end_epoch` (the trainer calls it before the oracle's epoch hook), so every trained path
+is rewarded exactly once, right after its weight step, and no round spans a checkpoint.
 
 The reward is the accuracy of the path on the next batch of the split (NaN when the
 outputs are not finite, so a diverged supernet is caught), with the supernet
@@ -64,6 +64,10 @@ class TrainedPathRewardStep(BatchScoringStep):
     def step(self, step: int, progress: float) -> None:
         """Rewards the path trained on the previous batch, if any (see `reward_pending`)."""
         self.reward_pending(step)
+
+    def end_epoch(self, epoch: int) -> None:
+        """Rewards the path of the epoch's last batch (so no round spans a checkpoint)."""
+        self.reward_pending()
 
     def reward_pending(self, step: int | None = None) -> float | None:
         """Measures the pending path's reward on the next batch and lets the strategy learn.

@@ -402,6 +402,8 @@ class _SupernetEpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         trainer, oracle = self.trainer, self.trainer.oracle
+        if trainer.architecture_step is not None:
+            trainer.architecture_step.end_epoch(epoch)
         oracle.on_supernet_epoch_end(
             epoch, trainer._batch_reward(), logs=dict(logs or {}), callbacks=self.callbacks
         )

@@ -98,7 +98,6 @@ class MANAS(DistributionOracle):
         )
         # The actions of the path trained last and not yet rewarded.
         self._played: list[int] | None = None
-        self._step: TrainedPathRewardStep | None = None
         # One entry per supernet epoch: {"epoch", "rounds", "mean_reward", "derived"}.
         self.history: list[dict[str, Any]] = []
         self._epoch_rewards: list[float] = []
@@ -156,10 +155,9 @@ class MANAS(DistributionOracle):
         """The reward step: the accuracy of the path trained last, on the next batch."""
         from tfnas.engine.manas_steps import TrainedPathRewardStep
 
-        self._step = TrainedPathRewardStep(
+        return TrainedPathRewardStep(
             pending=self._pending_path, learn=self._learn, split=self.reward_split, owner="MANAS"
         )
-        return self._step
 
     def _pending_path(self) -> encoding.Values | None:
         return None if self._played is None else self.to_values(self._played)
@@ -175,8 +173,6 @@ class MANAS(DistributionOracle):
         self._epoch_rewards.append(float(reward))
 
     def on_supernet_epoch_end(self, epoch, evaluate, logs=None, callbacks=None) -> None:
-        if self._step is not None and self._step.connected:
-            self._step.reward_pending()  # The path of the epoch's last batch.
         agents = self.agents
         rewards = self._epoch_rewards
         entry = {
