@@ -2,12 +2,11 @@
 
 import json
 
-import keras
 import keras_tuner
 import pytest
 
-import tfnas
-from tfnas.engine.testing import RuleRecorder, build, data, with_space
+from tfnas.engine import testing as engine_testing
+from tfnas.engine.testing import RuleRecorder, with_space
 from tfnas.tuners.asng import ASNGNAS
 
 
@@ -72,23 +71,9 @@ def test_bad_arguments_and_a_space_too_small_for_the_default_margin():
     assert oracle.asng.theta_mins == [0.1, 0.1]
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-
 def _search(tmp_path, name, trials, callbacks=None, overwrite=True):
-    (x, y), validation = data(96)
     oracle = ASNGNAS(max_trials=trials, seed=2, bn_recalibration_batches=1)
-    tuner = tfnas.Tuner(
-        build, oracle=oracle, directory=str(tmp_path), project_name=name, overwrite=overwrite
-    )
-    tuner.search(
-        x, y, validation_data=validation, epochs=2, batch_size=32, verbose=0,
-        callbacks=callbacks,
-    )  # fmt: skip
-    return tuner
+    return engine_testing.search(oracle, tmp_path, name, callbacks, overwrite)
 
 
 def test_interrupted_search_resumes_exactly_and_derives_the_most_likely(tmp_path):
@@ -107,7 +92,7 @@ def test_interrupted_search_resumes_exactly_and_derives_the_most_likely(tmp_path
     assert all(t.status == "COMPLETED" for t in trials)
 
     with pytest.raises(KeyboardInterrupt):
-        _search(tmp_path, "resumed", trials=2, callbacks=[_Interrupt()])
+        _search(tmp_path, "resumed", trials=2, callbacks=[engine_testing.InterruptSupernet()])
     info = json.loads((tmp_path / "resumed" / "supernet" / "supernet.json").read_text())
     assert info["epochs_done"] == 1
     assert info["oracle"]["asng"]["distribution"]["distribution"]["num_updates"] >= 1
