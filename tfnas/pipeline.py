@@ -507,11 +507,6 @@ def run_search(
             f"Unknown space. Received: space={space!r}; expected one of {list(spaces.SPACES)}."
         )
     oracle_class = oracles.get(oracle)
-    if oracle == "mixed_precision_dnas" and quantization != "mixed":
-        raise ValueError(
-            "oracle='mixed_precision_dnas' (--oracle) searches per-layer bit widths: pass "
-            f"quantization='mixed' (--quantization=mixed). Received: quantization={quantization!r}"
-        )
     for name, value in (
         ("max_trials", max_trials),
         ("epochs", epochs),

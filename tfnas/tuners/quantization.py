@@ -91,6 +91,22 @@ class MixedPrecisionDNAS(_GumbelOracle):
             arch_weight_decay=arch_weight_decay, **kwargs,
         )  # fmt: skip
 
+    @classmethod
+    def check_search(cls, hypermodel, latency_target_ms: float | None) -> None:
+        """A space without bit-width choices has nothing to search: refused before any
+        supernet is built (one default-mode build registers the space's choices)."""
+        import keras_tuner
+
+        hp = keras_tuner.HyperParameters()
+        build = hypermodel.build if isinstance(hypermodel, keras_tuner.HyperModel) else hypermodel
+        build(hp)
+        if not any(p.name.endswith("/weight_bits") for p in hp.space):
+            raise ValueError(
+                "MixedPrecisionDNAS searches per-layer bit widths (tfnas.blocks.bit_width_choice), "
+                "which this space has none of: pass quantization='mixed' (--quantization=mixed) "
+                "to search tfnas's quantized CNN."
+            )
+
     def _new_rule(self) -> BitWidthMixture:
         from tfnas.blocks.rules import BitWidthMixture
 
