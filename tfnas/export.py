@@ -16,7 +16,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from tfnas import data as data_lib
-from tfnas import latency, validation
+from tfnas import latency, native_logs, validation
 
 QUANTIZE_MODES = ("none", "float16", "int8")
 # rtol and atol of the check that LiteRT's outputs match Keras' in the float modes; float16
@@ -86,7 +86,9 @@ def tflite_predict(flatbuffer: bytes, x: np.ndarray, num_threads: int = 1) -> np
     Returns:
         The outputs, dequantized to float32 for a model with int8 outputs.
     """
-    runner = Interpreter(model_content=flatbuffer, num_threads=num_threads).get_signature_runner()
+    with native_logs.quiet_litert():
+        interpreter = Interpreter(model_content=flatbuffer, num_threads=num_threads)
+    runner = interpreter.get_signature_runner()
     (name, detail), *others = runner.get_input_details().items()
     if others:
         raise ValueError(

@@ -22,6 +22,8 @@ from tfnas.tuners.proxyless import ProxylessNAS
 from tfnas.tuners.quantization import MixedPrecisionDNAS
 from tfnas.tuners.reinforce import Reinforce
 from tfnas.tuners.single_path import SinglePathNAS
+from tfnas.tuners.smash import SMASH
+from tfnas.tuners.tas import TAS
 
 RandomSearchOracle = keras_tuner.oracles.RandomSearchOracle
 BayesianOptimizationOracle = keras_tuner.oracles.BayesianOptimizationOracle
@@ -40,6 +42,7 @@ ORACLES = {
     "scarlet_nas": ScarletNAS,
     "random_weight_sharing": RandomWeightSharing,
     "one_shot": OneShot,
+    "smash": SMASH,
     "enas": ENAS,
     "asng_nas": ASNGNAS,
     "manas": MANAS,
@@ -53,6 +56,7 @@ ORACLES = {
     "fbnet": FBNet,
     "proxylessnas": ProxylessNAS,
     "single_path_nas": SinglePathNAS,
+    "tas": TAS,
 }
 
 

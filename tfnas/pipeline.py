@@ -501,7 +501,8 @@ def run_search(
                                 latency_table, quantization)  # fmt: skip
         space = QUANTIZED_SPACE
     elif space is None:
-        space = "nasbench201"
+        # An oracle made for one kind of space names it (TAS: the width-searchable ResNet).
+        space = getattr(oracles.get(oracle), "default_space", "nasbench201")
     if not quantized and space not in spaces.SPACES:
         raise ValueError(
             f"Unknown space. Received: space={space!r}; expected one of {list(spaces.SPACES)}."

@@ -4,9 +4,10 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 
 from absl import app, flags
+
+from tfnas import native_logs
 
 # What TensorFlow's libraries write to stderr while they load, before absl logging is set up
 # (so TF_CPP_MIN_LOG_LEVEL cannot hide it): absl-formatted INFO and WARNING lines (oneDNN,
@@ -63,21 +64,8 @@ def quiet_tensorflow(module_name: str):
         yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    stderr = os.dup(2)
-    # A file rather than a pipe: it cannot fill up and block the import.
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(stderr, 2)
-            os.close(stderr)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _STARTUP_LOG.match(line)))
-            sys.stderr.flush()
+    with native_logs.dropping(_STARTUP_LOG):
+        yield
 
 
 def run(main, module_name: str) -> None:

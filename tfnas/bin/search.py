@@ -23,7 +23,7 @@ _SPACE = flags.DEFINE_enum(
     "space",
     None,
     list(spaces.SPACES),
-    "Search space (default nasbench201; not with --quantization).",
+    "Search space (default nasbench201, resnet for --oracle=tas; not with --quantization).",
 )
 _ORACLE = flags.DEFINE_enum(
     "oracle", "random", sorted(oracles.ORACLES), "Search strategy (snake_case oracle name)."

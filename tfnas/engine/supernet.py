@@ -60,6 +60,9 @@ def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
                 # channels); by default this is the candidate's exportable layer.
                 return layer.mixing_rule.export_layer_choice(layer, index, *args, **kwargs)
             return layer.mixing_rule.export_input_choice(layer, index, args[0])
+        if callable(getattr(layer, "export_on", None)):
+            # A supernet layer with its own exported form (TAS's padded residual sum).
+            return layer.export_on(*args, **kwargs)
         return layer(*args, **kwargs)
 
     shared = keras.models.clone_model(

@@ -424,13 +424,20 @@ class Tuner(keras_tuner.Tuner):
             quantize = self.latency_options.get("quantize")
             return measure_model(model, self.latency_runner, path, quantize=quantize)
 
-    def retrain(self, hyperparameters=None, *fit_args, **fit_kwargs):
+    def retrain(self, hyperparameters=None, *fit_args, teacher=None,
+                distillation_alpha: float = 0.9, distillation_temperature: float = 4.0,
+                **fit_kwargs):  # fmt: skip
         """Trains an architecture from scratch in fixed mode (default: the best one).
 
         Args:
             hyperparameters: a `keras_tuner.HyperParameters`, a values dict or a
                 `tfnas.Architecture`; default the best trial's.
             *fit_args, **fit_kwargs: passed to `model.fit`.
+            teacher: optional Keras classifier (logits out, e.g. the unpruned network):
+                the architecture is then trained with knowledge distillation from it, as
+                TAS trains its pruned networks (`tfnas.engine.distillation.distill`).
+            distillation_alpha, distillation_temperature: the distillation term's weight
+                and temperature (TAS: 0.9 and 4).
 
         Returns:
             `(model, history)`: a freshly initialized standard Keras model, trained.
@@ -451,7 +458,13 @@ class Tuner(keras_tuner.Tuner):
             values = dict(hyperparameters)
         model = Architecture(self.hypermodel, values).build()
         build_for_fit(model, *_fit_data(fit_args, fit_kwargs))
-        history = model.fit(*fit_args, **fit_kwargs)
+        if teacher is not None:
+            from tfnas.engine.distillation import distill
+
+            history = distill(model, teacher, *fit_args, alpha=distillation_alpha,
+                              temperature=distillation_temperature, **fit_kwargs)  # fmt: skip
+        else:
+            history = model.fit(*fit_args, **fit_kwargs)
         return model, history
 
     def _activate_all_conditions(self):

@@ -18,6 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas import native_logs
+
 QUANTIZE_MODES = (None, "float16", "int8")
 
 _ROOT_SCOPE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
@@ -137,7 +139,8 @@ def convert(
         with warnings.catch_warnings():
             # Emitted for every full-integer conversion of a float-input model; harmless.
             warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
-            return converter.convert()
+            with native_logs.quiet_litert():
+                return converter.convert()
     finally:
         if was_interactive:
             keras.config.enable_interactive_logging()

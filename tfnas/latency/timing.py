@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from tfnas import validation
+from tfnas import native_logs, validation
 from tfnas.latency import tflite
 
 RUNTIMES = ("interpreter", "compiled_model")
@@ -256,12 +256,13 @@ def _interpreter(
         resolver = (
             OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         )
-        interpreter = Interpreter(
-            model_content=flatbuffer,
-            num_threads=num_threads,
-            experimental_op_resolver_type=resolver,
-        )
-        interpreter.allocate_tensors()
+        with native_logs.quiet_litert():
+            interpreter = Interpreter(
+                model_content=flatbuffer,
+                num_threads=num_threads,
+                experimental_op_resolver_type=resolver,
+            )
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ValueError(
             f"{source} is not a valid TFLite model ({e}). Export the model again "

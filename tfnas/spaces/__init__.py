@@ -1,6 +1,6 @@
 """Ready search spaces (KerasTuner hypermodels) of the surveyed papers."""
 
-from tfnas.spaces import darts, fbnet, mnasnet, mobile, nasbench201, nasnet, proxyless
+from tfnas.spaces import darts, fbnet, mnasnet, mobile, nasbench201, nasnet, proxyless, resnet
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
@@ -9,6 +9,7 @@ from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
 from tfnas.spaces.registry import SPACES, make
+from tfnas.spaces.resnet import ResNetSpace
 
 __all__ = [
     "SPACES",
@@ -20,6 +21,7 @@ __all__ = [
     "NASNetSpace",
     "NasBench201Space",
     "ProxylessSpace",
+    "ResNetSpace",
     "Stage",
     "darts",
     "fbnet",
@@ -29,4 +31,5 @@ __all__ = [
     "nasbench201",
     "nasnet",
     "proxyless",
+    "resnet",
 ]

@@ -9,8 +9,9 @@ from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
+from tfnas.spaces.resnet import ResNetSpace
 
-SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless", "mnasnet", "nasnet")
+SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless", "mnasnet", "nasnet", "resnet")
 
 
 def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
@@ -65,6 +66,11 @@ def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
             # Like the darts tiny form: 8 filters, one normal cell per stack; multi-trial only.
             return NASNetSpace(input_shape, num_classes, filters=8, num_cells_per_stack=1)
         return NASNetSpace(input_shape, num_classes)
+    if name == "resnet":
+        if tiny:
+            # TAS's CIFAR ResNet-14 at half width: two blocks per stage (depths 1 or 2).
+            return ResNetSpace(input_shape, num_classes, depth=14, base_filters=8)
+        return ResNetSpace(input_shape, num_classes)
     if name == "proxyless":
         if tiny:
             # Stage 0 is the fixed first block; the others are searched.

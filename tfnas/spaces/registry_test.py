@@ -64,7 +64,7 @@ def test_mobile_family_momentum_default_and_error(space):
 def test_unknown_space():
     with pytest.raises(
         ValueError,
-        match=r"Unknown space. Received: name='amoebanet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless', 'mnasnet', 'nasnet'\]",
+        match=r"Unknown space. Received: name='amoebanet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless', 'mnasnet', 'nasnet', 'resnet'\]",
     ):
         spaces.make("amoebanet", (8, 8, 1), 10)
 

@@ -54,9 +54,14 @@ class MixingRule:
         """The exported form of `choice` with candidate `index` chosen, applied to `inputs`.
 
         Called by `tfnas.engine.supernet.collapse` on symbolic tensors; must use
-        standard Keras layers only. Default: the candidate's exportable layer itself.
+        standard Keras layers only. Default: the candidate's `export_on(inputs)` where it
+        has one (a candidate whose exported form depends on its input, e.g. a TAS width
+        view), else its exportable layer itself.
         """
-        return exportable(choice.candidates[index])(inputs, **kwargs)
+        candidate = choice.candidates[index]
+        if callable(getattr(candidate, "export_on", None)):
+            return candidate.export_on(inputs)
+        return exportable(candidate)(inputs, **kwargs)
 
     def export_input_choice(self, choice: InputChoice, index: int, inputs: list):
         """The exported form of input choice `choice` with candidate `index` chosen,
