@@ -36,12 +36,16 @@ class SharedConv(keras.layers.Layer):
         input_choice: the width choice producing this convolution's input, or None.
         depth: `(depth choice, blocks)` when the convolution only runs for depths of at
             least `blocks`, else None.
+        depthwise: a depthwise convolution (its width is its input's: it shares the width
+            choice of the convolution feeding it, `filters` = that one's full width).
     """
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1, pool: bool = False,
                  choice: str = "", input_choice: str | None = None,
-                 depth: tuple[str, int] | None = None, **kwargs):  # fmt: skip
+                 depth: tuple[str, int] | None = None, depthwise: bool = False,
+                 **kwargs):  # fmt: skip
         super().__init__(**kwargs)
+        self.depthwise = bool(depthwise)
         self.filters, self.kernel_size = int(filters), int(kernel_size)
         self.strides, self.pool = int(strides), bool(pool)
         self.choice, self.input_choice = choice, input_choice
@@ -52,8 +56,17 @@ class SharedConv(keras.layers.Layer):
 
     def build(self, input_shape):
         self.in_channels = int(input_shape[-1])
+        if self.depthwise and self.in_channels != self.filters:
+            raise ValueError(
+                f"A depthwise width choice keeps its input's channels. Received: filters="
+                f"{self.filters} for an input of {self.in_channels} channels (choice "
+                f"{self.choice!r})."
+            )
+        shape = (self.kernel_size, self.kernel_size) + (
+            (self.filters, 1) if self.depthwise else (self.in_channels, self.filters)
+        )
         self.kernel = self.add_weight(
-            shape=(self.kernel_size, self.kernel_size, self.in_channels, self.filters),
+            shape=shape,
             initializer="he_normal",
             name="kernel",
         )
@@ -68,11 +81,14 @@ class SharedConv(keras.layers.Layer):
         x = inputs
         if self.pool:
             x = keras.ops.average_pool(x, 2, 2, padding="valid")
+        if self.depthwise:
+            return keras.ops.depthwise_conv(x, self.kernel, strides=self.strides, padding="same")
         return keras.ops.conv(x, self.kernel, strides=self.strides, padding="same")
 
     @property
     def macs_per_channel_pair(self) -> int:
-        """Multiply-adds per input and output channel: kernel area x output area."""
+        """Multiply-adds per input and output channel: kernel area x output area (per
+        channel for a depthwise convolution)."""
         return self.kernel_size * self.kernel_size * int(self.output_area)
 
 
@@ -148,11 +164,17 @@ class WidthView(keras.layers.Layer):
         x = inputs
         if s.pool:
             x = keras.layers.AveragePooling2D(2, 2)(x)
-        conv = keras.layers.Conv2D(
-            self.filters, s.kernel_size, strides=s.strides, padding="same", use_bias=False
-        )
+        if s.depthwise:
+            conv = keras.layers.DepthwiseConv2D(
+                s.kernel_size, strides=s.strides, padding="same", use_bias=False
+            )
+            kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, :]
+        else:
+            conv = keras.layers.Conv2D(
+                self.filters, s.kernel_size, strides=s.strides, padding="same", use_bias=False
+            )
+            kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, : self.filters]
         x = conv(x)
-        kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, : self.filters]
         conv.set_weights([kernel])
         if self.norm is not None:
             norm = keras.layers.BatchNormalization(momentum=self.batch_norm_momentum)
@@ -166,6 +188,77 @@ class WidthView(keras.layers.Layer):
 def width_views(shared: SharedConv, widths: Sequence[int], **kwargs) -> list[WidthView]:
     """One `WidthView` of `shared` per candidate width (ascending)."""
     return [WidthView(shared, width, **kwargs) for width in sorted(widths)]
+
+
+def width_conv(hp, name: str, x, filters: int, kernel_size: int, widths: Sequence[int], *,
+               strides: int = 1, pool: bool = False, depthwise: bool = False,
+               batch_norm: bool = True, activation: str | None = "relu",
+               batch_norm_momentum: float = 0.9, input_choice: str | None = None,
+               depth: tuple[str, int] | None = None):  # fmt: skip
+    """A convolution (+ batch norm + activation) whose output width is the choice `name`.
+
+    Fixed mode: the standard layers at the chosen `f"{name}/filters"` (a depthwise
+    convolution keeps its input's width, the chosen one of the choice it shares). Supernet
+    mode: one `SharedConv` of `filters` channels and a `WidthView` per candidate width.
+
+    Args:
+        hp: the trial's hyperparameters or `SupernetHyperParameters`.
+        name: the width choice (the hyperparameter is `f"{name}/filters"`).
+        x: the input tensor.
+        filters, kernel_size, strides: the full-width convolution.
+        widths: the candidate widths (ascending).
+        pool: average-pool 2x2 first; depthwise: a depthwise convolution.
+        batch_norm, activation, batch_norm_momentum: what follows the convolution.
+        input_choice, depth: see `SharedConv` (what the FLOPs count needs).
+    """
+    from tfnas.blocks.choices import attribute_choice
+
+    def fixed(filters):
+        layers = [keras.layers.AveragePooling2D(2, 2)] if pool else []
+        if depthwise:
+            layers.append(
+                keras.layers.DepthwiseConv2D(
+                    kernel_size, strides=strides, padding="same", use_bias=False
+                )
+            )
+        else:
+            layers.append(
+                keras.layers.Conv2D(
+                    filters, kernel_size, strides=strides, padding="same", use_bias=False
+                )
+            )
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization(momentum=batch_norm_momentum))
+        if activation:
+            layers.append(keras.layers.Activation(activation))
+        return keras.Sequential(layers)
+
+    def views(combos):
+        shared = SharedConv(filters, kernel_size, strides, pool, choice=name,
+                            input_choice=input_choice, depth=depth,
+                            depthwise=depthwise)  # fmt: skip
+        return width_views(
+            shared,
+            [combo["filters"] for combo in combos],
+            batch_norm=batch_norm,
+            activation=activation,
+            batch_norm_momentum=batch_norm_momentum,
+        )
+
+    layer = attribute_choice(hp, name, fixed, shared_factory=views, filters=list(widths))
+    return layer(x)
+
+
+def residual_sum(supernet: bool, shortcut, main, batch_norm_momentum: float = 0.9):
+    """`shortcut + main`: in a supernet the padded sum (`PaddedAdd`); in fixed mode a 1x1
+    convolution and batch norm on the shortcut where the two widths differ (the shortcut
+    TAS adds when it trains a searched shape)."""
+    if supernet:
+        return PaddedAdd()([shortcut, main])
+    if shortcut.shape[-1] != main.shape[-1]:
+        shortcut = keras.layers.Conv2D(main.shape[-1], 1, use_bias=False)(shortcut)
+        shortcut = keras.layers.BatchNormalization(momentum=batch_norm_momentum)(shortcut)
+    return keras.layers.Add()([shortcut, main])
 
 
 def is_width_choice(choice) -> bool:

@@ -45,6 +45,7 @@ def shape_layers(supernet: keras.Model) -> list[tas.ShapeLayer]:
                 in_channels=int(shared.in_channels),
                 macs_per_channel_pair=shared.macs_per_channel_pair,
                 depth=shared.depth,
+                depthwise=shared.depthwise,
             )
         )
     return layers
@@ -107,11 +108,12 @@ class ExpectedFlopsLoss:
         }
         total = 0.0
         for layer in self.layers:
-            in_channels = (
-                float(layer.in_channels)
-                if layer.input_choice is None
-                else expected_widths[layer.input_choice]
-            )
+            if layer.depthwise:
+                in_channels = 1.0
+            elif layer.input_choice is None:
+                in_channels = float(layer.in_channels)
+            else:
+                in_channels = expected_widths[layer.input_choice]
             term = layer.macs_per_channel_pair * in_channels * expected_widths[layer.choice]
             if layer.depth is not None:
                 name, blocks = layer.depth

@@ -121,6 +121,8 @@ class ShapeLayer:
             (kernel height x width x output height x width).
         depth: `(depth choice, blocks)`: the layer runs only when that stage keeps at least
             `blocks` blocks; None for a layer outside any depth choice.
+        depthwise: a depthwise convolution: `macs_per_channel_pair` per output channel
+            (its input is its output's width; `input_choice` is not counted).
     """
 
     choice: str
@@ -129,6 +131,7 @@ class ShapeLayer:
     in_channels: int
     macs_per_channel_pair: int
     depth: tuple[str, int] | None = None
+    depthwise: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class ShapeLayer:
             "in_channels": self.in_channels,
             "macs_per_channel_pair": self.macs_per_channel_pair,
             "depth": None if self.depth is None else list(self.depth),
+            "depthwise": self.depthwise,
         }
 
 
@@ -162,7 +166,10 @@ def shape_macs(
         if layer.depth is not None and depths[layer.depth[0]] < layer.depth[1]:
             continue
         source = layer.input_choice
-        in_channels = layer.in_channels if source is None else widths[source]
+        if layer.depthwise:
+            in_channels = 1
+        else:
+            in_channels = layer.in_channels if source is None else widths[source]
         total += layer.macs_per_channel_pair * in_channels * widths[layer.choice]
     return total / 1e6
 

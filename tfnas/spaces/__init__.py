@@ -1,10 +1,21 @@
 """Ready search spaces (KerasTuner hypermodels) of the surveyed papers."""
 
-from tfnas.spaces import darts, fbnet, mnasnet, mobile, nasbench201, nasnet, proxyless, resnet
+from tfnas.spaces import (
+    darts,
+    fbnet,
+    mnasnet,
+    mobile,
+    mobilenet_v2,
+    nasbench201,
+    nasnet,
+    proxyless,
+    resnet,
+)
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
+from tfnas.spaces.mobilenet_v2 import MobileNetV2Space
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
@@ -17,6 +28,7 @@ __all__ = [
     "FBNetSpace",
     "MnasBlock",
     "MnasNetSpace",
+    "MobileNetV2Space",
     "MobileSpace",
     "NASNetSpace",
     "NasBench201Space",
@@ -28,6 +40,7 @@ __all__ = [
     "make",
     "mnasnet",
     "mobile",
+    "mobilenet_v2",
     "nasbench201",
     "nasnet",
     "proxyless",

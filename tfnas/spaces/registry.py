@@ -6,12 +6,23 @@ from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
 from tfnas.spaces.mobile import MobileSpace, Stage
+from tfnas.spaces.mobilenet_v2 import MobileNetV2Space
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
 from tfnas.spaces.resnet import ResNetSpace
 
-SPACES = ("darts", "nasbench201", "mobile", "fbnet", "proxyless", "mnasnet", "nasnet", "resnet")
+SPACES = (
+    "darts",
+    "nasbench201",
+    "mobile",
+    "fbnet",
+    "proxyless",
+    "mnasnet",
+    "nasnet",
+    "resnet",
+    "mobilenet_v2",
+)
 
 
 def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
@@ -66,6 +77,18 @@ def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
             # Like the darts tiny form: 8 filters, one normal cell per stack; multi-trial only.
             return NASNetSpace(input_shape, num_classes, filters=8, num_cells_per_stack=1)
         return NASNetSpace(input_shape, num_classes)
+    if name == "mobilenet_v2":
+        if tiny:
+            # The mobile family's tiny layout: widths and depths searchable for TAS.
+            return MobileNetV2Space(
+                input_shape,
+                num_classes,
+                stem_filters=8,
+                stem_strides=1,
+                head_filters=64,
+                stages=[(1, 8, 1, 1), (6, 16, 2, 2), (6, 24, 2, 2)],
+            )
+        return MobileNetV2Space(input_shape, num_classes)
     if name == "resnet":
         if tiny:
             # TAS's CIFAR ResNet-14 at half width: two blocks per stage (depths 1 or 2).

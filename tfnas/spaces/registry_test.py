@@ -35,7 +35,7 @@ def _batch_norm_momenta(model) -> set:
     }
 
 
-@pytest.mark.parametrize("name", ["mobile", "fbnet", "proxyless", "mnasnet"])
+@pytest.mark.parametrize("name", ["mobile", "fbnet", "proxyless", "mnasnet", "mobilenet_v2"])
 def test_tiny_mobile_family_spaces_use_a_momentum_a_short_trial_can_use(name):
     model = spaces.make(name, (8, 8, 1), 10).build(keras_tuner.HyperParameters())
     assert _batch_norm_momenta(model) == {0.9}
@@ -64,7 +64,7 @@ def test_mobile_family_momentum_default_and_error(space):
 def test_unknown_space():
     with pytest.raises(
         ValueError,
-        match=r"Unknown space. Received: name='amoebanet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless', 'mnasnet', 'nasnet', 'resnet'\]",
+        match=r"Unknown space. Received: name='amoebanet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless', 'mnasnet', 'nasnet', 'resnet', 'mobilenet_v2'\]",
     ):
         spaces.make("amoebanet", (8, 8, 1), 10)
 

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import keras
 import keras_tuner
 
-from tfnas.blocks import attribute_choice, mixing_rule_of, repeat
-from tfnas.blocks.transformable import PaddedAdd, PaddedDense, SharedConv, width_views
+from tfnas.blocks import mixing_rule_of, repeat
+from tfnas.blocks.transformable import PaddedDense, residual_sum, width_conv
 from tfnas.search import tas
 from tfnas.spaces.common import validate_common
 from tfnas.validation import check_int
@@ -93,51 +93,13 @@ class ResNetSpace(keras_tuner.HyperModel):
         """The candidate widths of a convolution of `channels` channels."""
         return tas.width_choices(channels, self.width_fractions)
 
-    def _conv(self, hp, name: str, x, filters: int, kernel_size: int, *, strides: int = 1,
-              pool: bool = False, batch_norm: bool = True, activation: str | None = "relu",
-              input_choice: str | None = None, depth: tuple[str, int] | None = None):  # fmt: skip
-        momentum = self.batch_norm_momentum
-
-        def fixed(filters):
-            layers = [keras.layers.AveragePooling2D(2, 2)] if pool else []
-            layers.append(
-                keras.layers.Conv2D(
-                    filters, kernel_size, strides=strides, padding="same", use_bias=False
-                )
-            )
-            if batch_norm:
-                layers.append(keras.layers.BatchNormalization(momentum=momentum))
-            if activation:
-                layers.append(keras.layers.Activation(activation))
-            return keras.Sequential(layers)
-
-        def views(combos):
-            shared = SharedConv(filters, kernel_size, strides, pool, choice=name,
-                                input_choice=input_choice, depth=depth)  # fmt: skip
-            return width_views(
-                shared,
-                [combo["filters"] for combo in combos],
-                batch_norm=batch_norm,
-                activation=activation,
-                batch_norm_momentum=momentum,
-            )
-
-        layer = attribute_choice(
-            hp, name, fixed, shared_factory=views, filters=self.widths(filters)
-        )
-        return layer(x)
+    def _conv(self, hp, name: str, x, filters: int, kernel_size: int, **kwargs):
+        return width_conv(hp, name, x, filters, kernel_size, self.widths(filters),
+                          batch_norm_momentum=self.batch_norm_momentum, **kwargs)  # fmt: skip
 
     def _residual(self, supernet: bool, shortcut, main):
-        """The residual sum and ReLU; in fixed mode a 1x1 projection where widths differ."""
-        if supernet:
-            x = PaddedAdd()([shortcut, main])
-        else:
-            if shortcut.shape[-1] != main.shape[-1]:
-                shortcut = keras.layers.Conv2D(main.shape[-1], 1, use_bias=False)(shortcut)
-                shortcut = keras.layers.BatchNormalization(momentum=self.batch_norm_momentum)(
-                    shortcut
-                )
-            x = keras.layers.Add()([shortcut, main])
+        """The residual sum and ReLU."""
+        x = residual_sum(supernet, shortcut, main, self.batch_norm_momentum)
         return keras.layers.ReLU()(x)
 
     def build(self, hp):
