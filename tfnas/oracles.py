@@ -11,6 +11,7 @@ from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
 from tfnas.tuners.fbnet import FBNet
 from tfnas.tuners.gumbel import GDAS, SNAS
+from tfnas.tuners.irlas import IRLAS
 from tfnas.tuners.manas import MANAS
 from tfnas.tuners.mnasnet import MnasNet
 from tfnas.tuners.nao import NAO
@@ -34,6 +35,7 @@ ORACLES = {
     "regularized_evolution": RegularizedEvolution,
     "reinforce": Reinforce,
     "nasnet": NASNet,
+    "irlas": IRLAS,
     "mnasnet": MnasNet,
     "pnas": PNAS,
     "nao": NAO,

@@ -592,6 +592,17 @@ def run_search(
         objective = BudgetedAccuracy(limits) if limits else OBJECTIVE
     if table is not None and "latency_table" in parameters:
         constraint_kwargs["latency_table"] = table
+    if "expert" in parameters:
+        # IRLAS imitates an expert network: the space's own (NAS-Bench-201's ResNet cell,
+        # DARTS-V2), checked before any training.
+        expert_values = getattr(hypermodel, "expert_values", None)
+        if expert_values is None:
+            raise ValueError(
+                f"--oracle={oracle} imitates an expert architecture of the space; "
+                f"--space={space} has none. Received: space={space!r}; use --space=nasbench201 "
+                "or --space=darts (or pass expert= in Python)."
+            )
+        constraint_kwargs["expert"] = expert_values()
     if latency_target_ms is not None and "latency_target_ms" in parameters:
         constraint_kwargs["latency_target_ms"] = latency_target_ms
     if table is not None and "latency_unit" in parameters:

@@ -13,6 +13,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tfnas import pipeline
 from tfnas.results import objectives
+from tfnas.spaces import nasbench201
 
 
 def _events(run_dir):
@@ -565,3 +566,19 @@ def test_latency_aware_oracles_get_the_table_and_target(tmp_path, monkeypatch, n
     assert received["table"].choices  # Bound to the space.
     # The fastest architecture takes 0.1 ms: log(ms) < 1, so FBNet's unit is microseconds.
     assert received["unit"] == "us"
+
+
+def test_irlas_takes_the_spaces_expert_and_refuses_a_space_without_one(tmp_path, monkeypatch):
+    seen = {}
+
+    def search(tuner, *args, **kwargs):
+        seen["expert"] = tuner.oracle.expert
+        raise KeyboardInterrupt  # Stops before any training.
+
+    monkeypatch.setattr(pipeline.Tuner, "search", search)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_search(oracle="irlas", output_dir=str(tmp_path / "a"), verbose=0)
+    resnet = nasbench201.arch_str_to_values(nasbench201.RESNET_CELL)
+    assert seen["expert"] == resnet
+    with pytest.raises(ValueError, match=r"--space=mobile has none\. Received: space='mobile'"):
+        pipeline.run_search(oracle="irlas", space="mobile", output_dir=str(tmp_path / "b"))

@@ -183,6 +183,22 @@ class DartsSpace(keras_tuner.HyperModel):
         per_group = max(1, round((self.num_cells - 2) / 3))
         return [self.num_cells + 6 * per_group * s for s in range(num_stages)]
 
+    def expert_values(self) -> dict[str, str]:
+        """The expert architecture of an imitation-guided search (IRLAS): DARTS-V2.
+
+        Raises:
+            ValueError: when the space's operations cannot express it.
+        """
+        values = genotype_to_values(DARTS_V2)
+        used = {op for name, op in values.items() if "/edge" in name}
+        missing = sorted(used - set(self.operations))
+        if missing:
+            raise ValueError(
+                f"DARTS-V2 needs operations {missing}, which this space lacks. "
+                f"Received: operations={list(self.operations)!r}"
+            )
+        return values
+
     def build(self, hp):
         inputs = keras.Input(self.input_shape)
         c_stem = self.stem_multiplier * self.init_channels

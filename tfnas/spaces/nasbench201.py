@@ -62,6 +62,10 @@ def values_to_arch_str(values: Mapping[str, str]) -> str:
     return "+".join(nodes)
 
 
+# NAS-Bench-201's ResNet cell (Dong & Yang 2020): two 3x3 convolutions and a skip.
+RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
+
+
 class NasBench201Space(keras_tuner.HyperModel):
     """The NAS-Bench-201 space as a KerasTuner hypermodel.
 
@@ -106,6 +110,21 @@ class NasBench201Space(keras_tuner.HyperModel):
         self.cells_per_stage = cells_per_stage
         self.operations = tuple(operations)
         self.learning_rate = learning_rate
+
+    def expert_values(self) -> dict[str, str]:
+        """The expert architecture of an imitation-guided search (IRLAS): the ResNet cell.
+
+        Raises:
+            ValueError: when the space's operations cannot express it.
+        """
+        values = arch_str_to_values(RESNET_CELL)
+        missing = sorted(set(values.values()) - set(self.operations))
+        if missing:
+            raise ValueError(
+                f"The ResNet cell needs operations {missing}, which this space lacks. "
+                f"Received: operations={list(self.operations)!r}"
+            )
+        return values
 
     def build(self, hp):
         layers = keras.layers
