@@ -1,11 +1,14 @@
 """Every oracle tfnas offers, as `keras_tuner.oracles` offers its own.
 
 `ORACLES` maps the snake_case name used by `tfnas-search --oracle=` to the class.
+`AutoDeepLab` (segmentation) is Python-only for now: the CLI's export and report are
+those of classification.
 """
 
 import keras_tuner
 
 from tfnas.tuners.asng import ASNGNAS
+from tfnas.tuners.auto_deeplab import AutoDeepLab  # noqa: F401 (Python-only, see above)
 from tfnas.tuners.differentiable import DARTS, PDARTS, DARTSPlus
 from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution

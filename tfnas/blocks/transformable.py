@@ -38,13 +38,17 @@ class SharedConv(keras.layers.Layer):
             least `blocks`, else None.
         depthwise: a depthwise convolution (its width is its input's: it shares the width
             choice of the convolution feeding it, `filters` = that one's full width).
+        padding: "same" or "valid", as for `keras.layers.Conv2D`.
     """
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1, pool: bool = False,
                  choice: str = "", input_choice: str | None = None,
                  depth: tuple[str, int] | None = None, depthwise: bool = False,
-                 **kwargs):  # fmt: skip
+                 padding: str = "same", **kwargs):  # fmt: skip
         super().__init__(**kwargs)
+        if padding not in ("same", "valid"):
+            raise ValueError(f'padding must be "same" or "valid". Received: padding={padding!r}')
+        self.padding = padding
         self.depthwise = bool(depthwise)
         self.filters, self.kernel_size = int(filters), int(kernel_size)
         self.strides, self.pool = int(strides), bool(pool)
@@ -73,8 +77,16 @@ class SharedConv(keras.layers.Layer):
         height, width = (int(d) for d in input_shape[1:3])
         if self.pool:
             height, width = height // 2, width // 2
-        self.output_area = -(-height // self.strides) * -(-width // self.strides)
+        self.output_area = self.output_size(height) * self.output_size(width)
         self.built = True
+
+    def output_size(self, size: int | None) -> int | None:
+        """The output's height (or width) for an input `size` (after the pooling)."""
+        if size is None:
+            return None
+        if self.padding == "valid":
+            return (size - self.kernel_size) // self.strides + 1
+        return -(-size // self.strides)
 
     def convolve(self, inputs):
         """The full-width convolution (after the pooling, if any)."""
@@ -82,8 +94,10 @@ class SharedConv(keras.layers.Layer):
         if self.pool:
             x = keras.ops.average_pool(x, 2, 2, padding="valid")
         if self.depthwise:
-            return keras.ops.depthwise_conv(x, self.kernel, strides=self.strides, padding="same")
-        return keras.ops.conv(x, self.kernel, strides=self.strides, padding="same")
+            return keras.ops.depthwise_conv(
+                x, self.kernel, strides=self.strides, padding=self.padding
+            )
+        return keras.ops.conv(x, self.kernel, strides=self.strides, padding=self.padding)
 
     @property
     def macs_per_channel_pair(self) -> int:
@@ -152,9 +166,7 @@ class WidthView(keras.layers.Layer):
         if s.pool:
             height = None if height is None else height // 2
             width = None if width is None else width // 2
-        height = None if height is None else -(-height // s.strides)
-        width = None if width is None else -(-width // s.strides)
-        return (input_shape[0], height, width, s.filters)
+        return (input_shape[0], s.output_size(height), s.output_size(width), s.filters)
 
     def export_on(self, inputs):
         """This candidate as standard layers applied to `inputs` (only the channels the
@@ -165,13 +177,22 @@ class WidthView(keras.layers.Layer):
         if s.pool:
             x = keras.layers.AveragePooling2D(2, 2)(x)
         if s.depthwise:
+            if in_channels != self.filters:
+                # The supernet's view keeps the first `filters` channels (a wider input
+                # comes from a padded sum; a narrower one was zero-padded): a 1x1
+                # convolution that selects or zero-pads them is exact.
+                select = keras.layers.Conv2D(self.filters, 1, use_bias=False)
+                x = select(x)
+                select.set_weights([_channel_selection_kernel(in_channels, self.filters)])
+                in_channels = self.filters
             conv = keras.layers.DepthwiseConv2D(
-                s.kernel_size, strides=s.strides, padding="same", use_bias=False
+                s.kernel_size, strides=s.strides, padding=s.padding, use_bias=False
             )
             kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, :]
         else:
             conv = keras.layers.Conv2D(
-                self.filters, s.kernel_size, strides=s.strides, padding="same", use_bias=False
+                self.filters, s.kernel_size, strides=s.strides, padding=s.padding,
+                use_bias=False,
             )
             kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, : self.filters]
         x = conv(x)
@@ -191,8 +212,8 @@ def width_views(shared: SharedConv, widths: Sequence[int], **kwargs) -> list[Wid
 
 
 def width_conv(hp, name: str, x, filters: int, kernel_size: int, widths: Sequence[int], *,
-               strides: int = 1, pool: bool = False, depthwise: bool = False,
-               batch_norm: bool = True, activation: str | None = "relu",
+               strides: int = 1, padding: str = "same", pool: bool = False,
+               depthwise: bool = False, batch_norm: bool = True, activation: str | None = "relu",
                batch_norm_momentum: float = 0.9, input_choice: str | None = None,
                depth: tuple[str, int] | None = None):  # fmt: skip
     """A convolution (+ batch norm + activation) whose output width is the choice `name`.
@@ -205,7 +226,7 @@ def width_conv(hp, name: str, x, filters: int, kernel_size: int, widths: Sequenc
         hp: the trial's hyperparameters or `SupernetHyperParameters`.
         name: the width choice (the hyperparameter is `f"{name}/filters"`).
         x: the input tensor.
-        filters, kernel_size, strides: the full-width convolution.
+        filters, kernel_size, strides, padding: the full-width convolution.
         widths: the candidate widths (ascending).
         pool: average-pool 2x2 first; depthwise: a depthwise convolution.
         batch_norm, activation, batch_norm_momentum: what follows the convolution.
@@ -218,13 +239,13 @@ def width_conv(hp, name: str, x, filters: int, kernel_size: int, widths: Sequenc
         if depthwise:
             layers.append(
                 keras.layers.DepthwiseConv2D(
-                    kernel_size, strides=strides, padding="same", use_bias=False
+                    kernel_size, strides=strides, padding=padding, use_bias=False
                 )
             )
         else:
             layers.append(
                 keras.layers.Conv2D(
-                    filters, kernel_size, strides=strides, padding="same", use_bias=False
+                    filters, kernel_size, strides=strides, padding=padding, use_bias=False
                 )
             )
         if batch_norm:
@@ -236,7 +257,7 @@ def width_conv(hp, name: str, x, filters: int, kernel_size: int, widths: Sequenc
     def views(combos):
         shared = SharedConv(filters, kernel_size, strides, pool, choice=name,
                             input_choice=input_choice, depth=depth,
-                            depthwise=depthwise)  # fmt: skip
+                            depthwise=depthwise, padding=padding)  # fmt: skip
         return width_views(
             shared,
             [combo["filters"] for combo in combos],
@@ -270,9 +291,12 @@ def is_width_choice(choice) -> bool:
     )
 
 
-def _zero_padding_kernel(width: int, channels: int) -> np.ndarray:
+def _channel_selection_kernel(width: int, channels: int) -> np.ndarray:
+    """A 1x1 kernel from `width` to `channels` channels that copies the first
+    `min(width, channels)` and zero-pads the rest."""
     kernel = np.zeros((1, 1, width, channels), dtype="float32")
-    kernel[0, 0, np.arange(width), np.arange(width)] = 1.0
+    kept = np.arange(min(width, channels))
+    kernel[0, 0, kept, kept] = 1.0
     return kernel
 
 
@@ -288,7 +312,7 @@ class PaddedAdd(keras.layers.Add):
             if width < channels:
                 conv = keras.layers.Conv2D(channels, 1, use_bias=False)
                 tensor = conv(tensor)
-                conv.set_weights([_zero_padding_kernel(width, channels)])
+                conv.set_weights([_channel_selection_kernel(width, channels)])
             widened.append(tensor)
         return keras.layers.Add()(widened)
 

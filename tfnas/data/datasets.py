@@ -18,6 +18,8 @@ import tensorflow as tf
 from sklearn import datasets as sk_datasets
 from sklearn import model_selection
 
+from tfnas.data import shapes
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
@@ -147,6 +149,13 @@ def load(
     Raises:
         ValueError: If `name` is unknown or a fraction or `limit` is out of range.
     """
+    if name == "shapes":  # generated segmentation masks, see `load_shapes`
+        return load_shapes(
+            seed=seed,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+            limit=limit,
+        )
     if name not in DATASETS:
         raise ValueError(
             f"Unknown dataset: {name!r}. Received: name={name!r}; expected one of "
@@ -194,6 +203,19 @@ def load(
         input_shape=info.input_shape,
         name=name,
     )
+
+
+def load_shapes(*, seed: int = 0, num_images: int = 300, size: int = 32, **kwargs) -> Dataset:
+    """The generated segmentation task of `tfnas.data.shapes` (labels: int32 masks).
+
+    Args:
+        seed: Seed of the images and of the split.
+        num_images: Images in all splits together.
+        size: Height and width.
+        **kwargs: `validation_fraction`, `test_fraction`, `limit` of `shapes.splits`.
+    """
+    train, val, test = shapes.splits(seed=seed, num_images=num_images, size=size, **kwargs)
+    return Dataset(*train, *val, *test, shapes.NUM_CLASSES, (size, size, 3), "shapes")
 
 
 def split_indices(

@@ -1,6 +1,7 @@
 """Ready search spaces (KerasTuner hypermodels) of the surveyed papers."""
 
 from tfnas.spaces import (
+    auto_deeplab,
     darts,
     fbnet,
     mnasnet,
@@ -10,7 +11,9 @@ from tfnas.spaces import (
     nasnet,
     proxyless,
     resnet,
+    transformable_model,
 )
+from tfnas.spaces.auto_deeplab import AutoDeepLabSpace
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
@@ -21,9 +24,11 @@ from tfnas.spaces.nasnet import NASNetSpace
 from tfnas.spaces.proxyless import ProxylessSpace
 from tfnas.spaces.registry import SPACES, make
 from tfnas.spaces.resnet import ResNetSpace
+from tfnas.spaces.transformable_model import TransformableModel
 
 __all__ = [
     "SPACES",
+    "AutoDeepLabSpace",
     "DartsSpace",
     "FBNetSpace",
     "MnasBlock",
@@ -35,6 +40,8 @@ __all__ = [
     "ProxylessSpace",
     "ResNetSpace",
     "Stage",
+    "TransformableModel",
+    "auto_deeplab",
     "darts",
     "fbnet",
     "make",
@@ -45,4 +52,5 @@ __all__ = [
     "nasnet",
     "proxyless",
     "resnet",
+    "transformable_model",
 ]

@@ -7,8 +7,10 @@ distillation from the unpruned network. In tfnas:
 1. The space is width- and depth-searchable: `tfnas.spaces.ResNetSpace` (the paper's
    CIFAR ResNet) and `tfnas.spaces.MobileNetV2Space` build every convolution once at full
    width with one view per candidate width (`tfnas.blocks.transformable`) and every
-   stage's depth with `repeat`. Any space built from `tfnas.blocks.transformable.width_conv`
-   is searchable; a choice of other candidates is refused, naming it.
+   stage's depth with `repeat`; `tfnas.spaces.TransformableModel(model)` makes the
+   convolution widths of a user's own Keras model searchable (naming any layer it cannot
+   transform). Any space built from `tfnas.blocks.transformable.width_conv` is
+   searchable; a choice of other candidates is refused, naming it.
 2. The supernet trainer alternates, as the authors' `search_train_v2`: a weight step on a
    training batch and an alpha step on a validation batch (`FirstOrderStep`, Adam with
    lr 1e-3, betas (0.5, 0.999), weight decay 1e-3), each with its own sample: Gumbel noise,
