@@ -1,14 +1,14 @@
 """Every oracle tfnas offers, as `keras_tuner.oracles` offers its own.
 
 `ORACLES` maps the snake_case name used by `tfnas-search --oracle=` to the class.
-`AutoDeepLab` (segmentation) is Python-only for now: the CLI's export and report are
-those of classification.
+`auto_deeplab` searches the segmentation space (`--space=auto_deeplab --dataset=shapes`),
+`path_level_eas` the tree cells of `--space=path_level`.
 """
 
 import keras_tuner
 
 from tfnas.tuners.asng import ASNGNAS
-from tfnas.tuners.auto_deeplab import AutoDeepLab  # noqa: F401 (Python-only, see above)
+from tfnas.tuners.auto_deeplab import AutoDeepLab
 from tfnas.tuners.differentiable import DARTS, PDARTS, DARTSPlus
 from tfnas.tuners.enas import ENAS
 from tfnas.tuners.evolution import RegularizedEvolution
@@ -21,6 +21,7 @@ from tfnas.tuners.nao import NAO
 from tfnas.tuners.nasnet import NASNet
 from tfnas.tuners.one_shot import SPOS, FairNAS, OneShot, RandomWeightSharing, ScarletNAS
 from tfnas.tuners.partial_channels import PCDARTS
+from tfnas.tuners.path_level import PathLevelEAS
 from tfnas.tuners.pnas import PNAS
 from tfnas.tuners.proxyless import ProxylessNAS
 from tfnas.tuners.quantization import MixedPrecisionDNAS
@@ -28,6 +29,7 @@ from tfnas.tuners.reinforce import Reinforce
 from tfnas.tuners.single_path import SinglePathNAS
 from tfnas.tuners.smash import SMASH
 from tfnas.tuners.tas import TAS
+from tfnas.tuners.transfer_nas import TransferNAS
 
 RandomSearchOracle = keras_tuner.oracles.RandomSearchOracle
 BayesianOptimizationOracle = keras_tuner.oracles.BayesianOptimizationOracle
@@ -39,6 +41,8 @@ ORACLES = {
     "reinforce": Reinforce,
     "nasnet": NASNet,
     "irlas": IRLAS,
+    "transfer_nas": TransferNAS,
+    "path_level_eas": PathLevelEAS,
     "mnasnet": MnasNet,
     "pnas": PNAS,
     "nao": NAO,
@@ -62,6 +66,7 @@ ORACLES = {
     "proxylessnas": ProxylessNAS,
     "single_path_nas": SinglePathNAS,
     "tas": TAS,
+    "auto_deeplab": AutoDeepLab,
 }
 
 

@@ -59,8 +59,9 @@ OUTPUT_FILES = (
     report_lib.REPORT_FILE,
 )
 TENSORBOARD_DIR = "tensorboard"
-PARETO_METRICS = ("val_accuracy", "flops")
-OBJECTIVE = "val_accuracy"
+# The metric of each task (`tfnas.spaces.task_of`): the objective is its validation value,
+# the Pareto front plots it against multiply-adds.
+TASK_METRICS = {"classification": "accuracy", "segmentation": "mean_iou"}
 PROJECT_NAME = "search"
 # What a resumed search must share with the search that started its project directory
 # (the arguments of the same name, then the data's fingerprint), recorded there at the
@@ -68,7 +69,7 @@ PROJECT_NAME = "search"
 SEARCH_FILE = "search.json"
 SEARCH_ARGUMENTS = (
     "space", "oracle", "dataset", "seed", "max_flops", "max_params", "latency_target_ms",
-    "quantization",
+    "quantization", "pretrained",
 )  # fmt: skip
 # `quantization`: "none" searches a ready space in float; "int8" trains the quantized CNN
 # of `tfnas.quantization.spaces` at 8 bits everywhere (QAT) and exports it full-integer;
@@ -210,6 +211,8 @@ class _SearchTuner(Tuner):
         """The best completed trial whose recorded costs are within the limits, or None."""
         oracle = self.oracle
         for trial in oracle.get_best_trials(len(oracle.trials)):
+            if trial.score is None:  # Ended without a score (e.g. its build failed).
+                continue
             costs = {name: trial.metrics.get_last_value(name) for name in self.limits}
             if not self.over_limits({n: v for n, v in costs.items() if v is not None}):
                 return trial
@@ -313,6 +316,15 @@ def _bits_rows(summary: dict) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+def _metric_rows(summary: dict) -> list[tuple[str, str]]:
+    """The best architecture's validation and test accuracy (or mean IoU) rows."""
+    metric = summary["metric"]
+    label = metric.replace("_", " ")
+    return [
+        (f"{split} {label}", f"{summary[split + '_' + metric]:.4f}") for split in ("val", "test")
+    ]
+
+
 def _format_report(summary: dict) -> str:
     rows = [
         ("space", summary["space"]),
@@ -331,8 +343,7 @@ def _format_report(summary: dict) -> str:
         ),
         ("trials", str(summary["num_trials"])),
         ("best trial", str(summary["best_trial_id"])),
-        ("val accuracy", f"{summary['val_accuracy']:.4f}"),
-        ("test accuracy", f"{summary['test_accuracy']:.4f}"),
+        *_metric_rows(summary),
         ("parameters", f"{summary['num_params']:,}"),
         ("multiply-adds", f"{summary['flops']:,}"),
         *_bits_rows(summary),
@@ -379,6 +390,43 @@ def _check_quantized_search(space, quantize, then_train_epochs, latency_target_m
                 f"{name} (--{name}) is not available with quantization (--quantization). "
                 f"{given}{name}={value!r}"
             )
+
+
+def _check_segmentation_search(oracle_class, oracle, then_train_epochs, latency_table) -> None:
+    """Refuses what a segmentation search does not take, before any data is made."""
+    if getattr(oracle_class, "execution", "trials") == "supernet" and (
+        getattr(oracle_class, "default_space", None) not in spaces.SEGMENTATION_SPACES
+    ):
+        raise ValueError(
+            f"--oracle={oracle} trains a classification supernet; a segmentation space is "
+            "searched by --oracle=auto_deeplab (differentiable) or a multi-trial oracle "
+            f"(e.g. --oracle=regularized_evolution). Received: oracle={oracle!r}"
+        )
+    if then_train_epochs:
+        raise ValueError(
+            "then_train_epochs (--then_train_epochs) trains classifiers (tfnas-train); train "
+            "the exported best_model.keras of a segmentation search with Keras's fit. "
+            f"Received: then_train_epochs={then_train_epochs!r}"
+        )
+    if latency_table is not None:
+        raise ValueError(
+            "A segmentation space has no per-operation latency table: drop --latency_table "
+            "(with --latency_target_ms each trial is timed with LiteRT instead). Received: "
+            f"latency_table={latency_table!r}"
+        )
+
+
+def _draw_network_path(oracle, values, output_dir: str) -> list[tuple[str, str]]:
+    """The decoded network-level path as `network_path.png`: on the betas of a
+    differentiable search (`AutoDeepLab.plot_path`), else the best trial's path alone."""
+    from tfnas.spaces.auto_deeplab import path_of, plot_network_path
+
+    file = os.path.join(output_dir, "network_path.png")
+    if hasattr(oracle, "plot_path"):
+        return [("Network-level path over the betas (red: decoded)", oracle.plot_path(file))]
+    return [
+        ("Network-level path of the best architecture", plot_network_path(file, path_of(values)))
+    ]
 
 
 def _quantized_space(quantization: str, input_shape, num_classes: int):
@@ -447,6 +495,7 @@ def run_search(
     latency_table: str | None = None,
     tensorboard: bool = True,
     quantization: str = "none",
+    pretrained: str | None = None,
 ) -> dict:
     """Runs a search on a ready space and exports the best architecture.
 
@@ -490,6 +539,9 @@ def run_search(
             activation bits {4, 8}: `oracle="mixed_precision_dnas"` for Wu et al.'s
             DNAS, a multi-trial oracle for a QAT search; int8 TFLite export, whose 2-4-bit
             layers run at 8 bits). `results.json` records the per-layer bits.
+        pretrained: with `oracle="transfer_nas"`, an agent file written by
+            `tfnas.tuners.transfer_nas.pretrain` to start the search from (default: an
+            untrained agent).
 
     Returns:
         The summary written to `results.json` (without the per-trial list).
@@ -508,6 +560,17 @@ def run_search(
             f"Unknown space. Received: space={space!r}; expected one of {list(spaces.SPACES)}."
         )
     oracle_class = oracles.get(oracle)
+    if pretrained is not None and "pretrained" not in inspect.signature(oracle_class).parameters:
+        raise ValueError(
+            "pretrained (--pretrained) is an agent file for --oracle=transfer_nas; "
+            f"--oracle={oracle} starts from no pre-trained agent. Received: "
+            f"pretrained={pretrained!r}"
+        )
+    spaces.check_task(space, dataset)
+    task = spaces.task_of(space)
+    metric = TASK_METRICS[task]
+    if task == "segmentation":
+        _check_segmentation_search(oracle_class, oracle, then_train_epochs, latency_table)
     for name, value in (
         ("max_trials", max_trials),
         ("epochs", epochs),
@@ -549,6 +612,7 @@ def run_search(
         "max_params": max_params,
         "latency_target_ms": latency_target_ms,
         "quantization": quantization,
+        "pretrained": pretrained,
         "data": data_fingerprint(data.x_train, data.y_train, data.x_val, data.y_val),
     }
     if not overwrite:
@@ -559,6 +623,12 @@ def run_search(
         hypermodel = spaces.make(space, data.input_shape, data.num_classes)
     parameters = inspect.signature(oracle_class).parameters
     table = None
+    searched_by = getattr(hypermodel, "searched_by", None)
+    if searched_by is not None and oracle not in searched_by:
+        raise ValueError(
+            f"--space={space} is searched by {', '.join(f'--oracle={o}' for o in searched_by)}"
+            f" only (its architecture grows trial by trial). Received: oracle={oracle!r}"
+        )
     check_search = getattr(oracle_class, "check_search", None)
     if check_search is not None:  # Before a table is built for a search that cannot run.
         check_search(hypermodel, latency_target_ms)
@@ -569,7 +639,7 @@ def run_search(
         limits.pop(LATENCY_METRIC, None)
     # A space whose choices change shapes (MnasNet's) has no per-operation table: under a
     # target each trial is timed with LiteRT after training, and the best within it wins.
-    per_operation = getattr(hypermodel, "supernet_form", True)
+    per_operation = getattr(hypermodel, "supernet_form", True) and task == "classification"
     measure_latency = rewards_latency or (
         latency_target_ms is not None and latency_table is None and not per_operation
     )
@@ -586,10 +656,14 @@ def run_search(
     if getattr(oracle_class, "execution", "trials") == "supernet":
         # A weight-sharing oracle never proposes an architecture above its constraints.
         constraint_kwargs = {"constraints": limits} if limits else {}
-        objective = OBJECTIVE
+        objective = keras_tuner.Objective(f"val_{metric}", "max")
     else:
         constraint_kwargs = {}
-        objective = BudgetedAccuracy(limits) if limits else OBJECTIVE
+        objective = (
+            BudgetedAccuracy(limits, accuracy=f"val_{metric}")
+            if limits
+            else keras_tuner.Objective(f"val_{metric}", "max")
+        )
     if table is not None and "latency_table" in parameters:
         constraint_kwargs["latency_table"] = table
     if "expert" in parameters:
@@ -605,6 +679,8 @@ def run_search(
         constraint_kwargs["expert"] = expert_values()
     if latency_target_ms is not None and "latency_target_ms" in parameters:
         constraint_kwargs["latency_target_ms"] = latency_target_ms
+    if pretrained is not None:
+        constraint_kwargs["pretrained"] = pretrained
     if table is not None and "latency_unit" in parameters:
         # FBNet's log(LAT) must be > 1: sub-millisecond networks take it in microseconds.
         fast = table.fastest_architecture()[0] > math.e
@@ -656,7 +732,7 @@ def run_search(
         hypermodel, best_trial.hyperparameters, validate=False
     )
     best_model = tuner.load_model(best_trial)
-    _, test_accuracy = best_model.evaluate(data.x_test, data.y_test, verbose=0)
+    _, test_value = best_model.evaluate(data.x_test, data.y_test, verbose=0)
 
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in OUTPUT_FILES}
@@ -697,8 +773,10 @@ def run_search(
         "num_trials": len(tuner.oracle.trials),
         "best_trial_id": best_trial.trial_id,
         "architecture": architecture.values,
-        "val_accuracy": float(best_trial.metrics.get_best_value(OBJECTIVE)),
-        "test_accuracy": float(test_accuracy),
+        "task": task,
+        "metric": metric,
+        f"val_{metric}": float(best_trial.metrics.get_best_value(f"val_{metric}")),
+        f"test_{metric}": float(test_value),
         "num_params": int(best_metrics["num_params"]),
         "flops": int(best_metrics["flops"]),
         "model_bytes": int(best_metrics["model_bytes"]),
@@ -710,21 +788,30 @@ def run_search(
         "predicted_latency_ms": None if table is None else table.predict(architecture.values),
         "files": paths,
     }
-    front = tuner.pareto_front(PARETO_METRICS)
+    pareto_metrics = (f"val_{metric}", "flops")
+    front = tuner.pareto_front(pareto_metrics)
     summary["pareto_plot"] = tuner.plot_pareto(
-        os.path.join(output_dir, "pareto.png"), PARETO_METRICS
+        os.path.join(output_dir, "pareto.png"), pareto_metrics
     )
     summary["report"] = paths[report_lib.REPORT_FILE]
     results = {
         **summary,
-        "pareto_front": {"metrics": PARETO_METRICS, "points": pareto.pareto_to_json(front)},
+        "pareto_front": {"metrics": pareto_metrics, "points": pareto.pareto_to_json(front)},
         "trials": trial_records(tuner),
     }
     with open(paths["results.json"], "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     figures = [
-        ("Pareto front: validation accuracy against multiply-adds", summary["pareto_plot"]),
+        (
+            f"Pareto front: validation {metric.replace('_', ' ')} against multiply-adds",
+            summary["pareto_plot"],
+        ),
         *report_lib.draw_cells(architecture.values, output_dir),
+        *(
+            _draw_network_path(tuner.oracle, architecture.values, output_dir)
+            if task == "segmentation"
+            else []
+        ),  # fmt: skip
         *report_lib.draw_alpha_history(tuner.oracle, output_dir),
         *([("Per-layer weight and activation bits", bits["bits_plot"])] if bits else []),
     ]

@@ -156,7 +156,8 @@ def run(
     ```
 
     Args:
-        space: a name of `tfnas.spaces.SPACES`: the space the architecture was searched in.
+        space: a name of `tfnas.spaces.CLASSIFICATION_SPACES`: the space the architecture
+            was searched in.
         architecture: path of an architecture JSON (`tfnas.Architecture.to_json`, as
             `tfnas-search` writes it).
         dataset: a name of `tfnas.data.DATASETS`.
@@ -188,8 +189,9 @@ def run(
             the space lacks a requested option, or `output_dir` holds a run with other
             settings.
     """
-    validation.check_one_of("space", space, spaces.SPACES)
+    validation.check_one_of("space", space, spaces.CLASSIFICATION_SPACES)
     validation.check_one_of("dataset", dataset, tuple(data_lib.DATASETS))
+    spaces.check_task(space, dataset)
     validation.check_int("epochs", epochs, low=1)
     validation.check_int("batch_size", batch_size, low=1)
     validation.check_float("learning_rate", learning_rate, low=0, low_inclusive=False)

@@ -23,7 +23,7 @@ with console.quiet_tensorflow(__name__):  # These imports load TensorFlow.
     from tfnas import data, spaces
     from tfnas.latency import runners, tflite, timing
 
-_SPACE = flags.DEFINE_enum("space", "mobile", list(spaces.SPACES), "Search space.")
+_SPACE = flags.DEFINE_enum("space", "mobile", list(spaces.CLASSIFICATION_SPACES), "Search space.")
 _OUTPUT = flags.DEFINE_string("output", None, "The table's .json file (resumed if it exists).")
 _DATASET = flags.DEFINE_enum(
     "dataset",

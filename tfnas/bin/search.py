@@ -93,6 +93,12 @@ _LATENCY_TABLE = flags.DEFINE_string(
     "search for). Unset with --latency_target_ms: one is built on this machine into "
     "--output_dir first.",
 )
+_PRETRAINED = flags.DEFINE_string(
+    "pretrained",
+    None,
+    "With --oracle=transfer_nas: an agent file written by "
+    "tfnas.tuners.transfer_nas.pretrain, fine-tuned on this search. Unset: an untrained agent.",
+)
 _TENSORBOARD = flags.DEFINE_boolean(
     "tensorboard",
     True,
@@ -155,6 +161,7 @@ def main(argv):
         latency_table=_LATENCY_TABLE.value,
         tensorboard=_TENSORBOARD.value,
         quantization=_QUANTIZATION.value,
+        pretrained=_PRETRAINED.value,
     )
 
 

@@ -18,7 +18,10 @@ with console.quiet_tensorflow(__name__):  # These imports load TensorFlow.
     from tfnas import data, spaces, training, validation
 
 _SPACE = flags.DEFINE_enum(
-    "space", "nasbench201", list(spaces.SPACES), "The space the architecture was searched in."
+    "space",
+    "nasbench201",
+    list(spaces.CLASSIFICATION_SPACES),
+    "The space the architecture was searched in.",
 )
 _ARCHITECTURE = flags.DEFINE_string(
     "architecture", None, "Architecture JSON, e.g. the architecture.json of tfnas-search."

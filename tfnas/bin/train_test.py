@@ -56,7 +56,7 @@ def test_bad_flags_are_refused_naming_the_flag(architectures, tmp_path):
         "--drop_path_prob=1": "flag --drop_path_prob=1.0: --drop_path_prob must be < 1.",
         "--seed=-1": "flag --seed=-1",
         "--verbose=3": "flag --verbose=3",
-        "--space=amoebanet": "flag --space=amoebanet: value should be one of <darts|nasbench201|mobile|fbnet|proxyless|mnasnet|nasnet|resnet|mobilenet_v2>",
+        "--space=amoebanet": "flag --space=amoebanet: value should be one of <darts|nasbench201|mobile|fbnet|proxyless|mnasnet|nasnet|resnet|mobilenet_v2|path_level>",
         "--dataset=imagenet": "flag --dataset=imagenet",
         "--schedule=linear": "flag --schedule=linear: value should be one of <cosine|step>",
         "--distribution_strategy=tpu": "flag --distribution_strategy=tpu",

@@ -191,7 +191,10 @@ class WidthView(keras.layers.Layer):
             kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, :]
         else:
             conv = keras.layers.Conv2D(
-                self.filters, s.kernel_size, strides=s.strides, padding=s.padding,
+                self.filters,
+                s.kernel_size,
+                strides=s.strides,
+                padding=s.padding,
                 use_bias=False,
             )
             kernel = keras.ops.convert_to_numpy(s.kernel)[:, :, :in_channels, : self.filters]

@@ -1,4 +1,5 @@
-"""Dataset loaders: scikit-learn digits (bundled, the default), MNIST, Fashion-MNIST, CIFAR-10."""
+"""Dataset loaders: scikit-learn digits (bundled, the default), MNIST, Fashion-MNIST, CIFAR-10,
+and the generated "shapes" segmentation task."""
 
 from tfnas.data.datasets import DATASETS, Dataset, DatasetInfo, load
 

@@ -1,9 +1,11 @@
-"""Image classification datasets as numpy splits, with a `tf.data` view.
+"""Image classification (and segmentation) datasets as numpy splits, with a `tf.data` view.
 
 The default, "digits", is scikit-learn's bundled 8x8 digits (1,797 images, no network), split
 into stratified train/validation/test sets. "mnist", "fashion_mnist" and "cifar10" come from
 `keras.datasets` (downloaded to `~/.keras/datasets` on first use); their official test set is
 the test split and the validation split is carved from the official training set.
+"shapes" is a generated segmentation task (`tfnas.data.shapes`: labels are per-pixel masks,
+`DatasetInfo.task == "segmentation"`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ class DatasetInfo:
         input_shape: Shape of one image, `(height, width, channels)`.
         num_classes: Number of labels, `0..num_classes - 1`.
         description: One line about the source.
+        task: "classification" (labels are class ids) or "segmentation" (labels are
+            per-pixel masks of the image size).
     """
 
     input_shape: tuple[int, int, int]
     num_classes: int
     description: str
+    task: str = "classification"
 
 
 DATASETS = types.MappingProxyType(
@@ -44,6 +49,12 @@ DATASETS = types.MappingProxyType(
             (28, 28, 1), 10, "Fashion-MNIST via keras.datasets (downloads)."
         ),
         "mnist": DatasetInfo((28, 28, 1), 10, "MNIST via keras.datasets (downloads)."),
+        "shapes": DatasetInfo(
+            (shapes.DEFAULT_SIZE, shapes.DEFAULT_SIZE, 3),
+            shapes.NUM_CLASSES,
+            "Generated shapes with per-pixel masks, deterministic by seed (no network).",
+            task="segmentation",
+        ),
     }
 )
 
@@ -133,7 +144,7 @@ def load(
 
     Args:
         name: One of `DATASETS`: "digits" (default, no network), "mnist", "fashion_mnist",
-            "cifar10".
+            "cifar10", or "shapes" (generated segmentation masks, no network).
         seed: Seed of the splits (and of the `limit` subsample). The same seed gives identical
             arrays.
         validation_fraction: Fraction held out for validation: of all examples for "digits",
@@ -205,7 +216,9 @@ def load(
     )
 
 
-def load_shapes(*, seed: int = 0, num_images: int = 300, size: int = 32, **kwargs) -> Dataset:
+def load_shapes(
+    *, seed: int = 0, num_images: int = 300, size: int = shapes.DEFAULT_SIZE, **kwargs
+) -> Dataset:
     """The generated segmentation task of `tfnas.data.shapes` (labels: int32 masks).
 
     Args:

@@ -112,7 +112,7 @@ def test_unknown_dataset():
     with pytest.raises(
         ValueError,
         match=r"Unknown dataset: 'foo'\. Received: name='foo'; "
-        r"expected one of \['cifar10', 'digits', 'fashion_mnist', 'mnist'\]\.",
+        r"expected one of \['cifar10', 'digits', 'fashion_mnist', 'mnist', 'shapes'\]\.",
     ):
         data.load("foo")
 
@@ -142,7 +142,7 @@ def test_invalid_arguments(kwargs, message):
 
 
 def test_datasets_registry():
-    assert sorted(data.DATASETS) == ["cifar10", "digits", "fashion_mnist", "mnist"]
+    assert sorted(data.DATASETS) == ["cifar10", "digits", "fashion_mnist", "mnist", "shapes"]
     assert data.DATASETS["cifar10"].input_shape == (32, 32, 3)
     with pytest.raises(TypeError):
         data.DATASETS["other"] = data.DATASETS["digits"]

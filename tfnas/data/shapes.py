@@ -22,6 +22,7 @@ import numpy as np
 
 CLASSES = ("background", "circle", "square", "triangle")
 NUM_CLASSES = len(CLASSES)
+DEFAULT_SIZE = 32  # Divisible by 32, the coarsest rate of Auto-DeepLab's trellis.
 
 
 def _check_int(name: str, value: object, low: int) -> int:
@@ -31,7 +32,7 @@ def _check_int(name: str, value: object, low: int) -> int:
 
 
 def generate(
-    num_images: int, size: int = 32, seed: int = 0, noise: float = 0.1
+    num_images: int, size: int = DEFAULT_SIZE, seed: int = 0, noise: float = 0.1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generates `num_images` images and their masks.
 
@@ -85,7 +86,7 @@ def splits(
     *,
     seed: int = 0,
     num_images: int = 300,
-    size: int = 32,
+    size: int = DEFAULT_SIZE,
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     limit: int | None = None,

@@ -61,7 +61,10 @@ def collapse(supernet: keras.Model, values: Mapping[str, Any]) -> keras.Model:
                 return layer.mixing_rule.export_layer_choice(layer, index, *args, **kwargs)
             return layer.mixing_rule.export_input_choice(layer, index, args[0])
         if callable(getattr(layer, "export_on", None)):
-            # A supernet layer with its own exported form (TAS's padded residual sum).
+            # A supernet layer with its own exported form (TAS's padded residual sum;
+            # Auto-DeepLab's trellis sums, which keep the input of the chosen path).
+            if getattr(layer, "export_reads_values", False):
+                return layer.export_on(*args, values=values, **kwargs)
             return layer.export_on(*args, **kwargs)
         return layer(*args, **kwargs)
 
@@ -488,13 +491,14 @@ class SupernetTrainer:
             for p in hp.space
             if p.name not in decisions and p.name in hp.values
         }
-        if frozen:
+        # The oracle may search some itself (Auto-DeepLab's network path, by its betas).
+        self.oracle.frozen_values = frozen
+        if self.oracle.frozen_values:
             logger.warning(
                 "Weight sharing keeps these plain hyperparameters at the value the supernet "
                 "was built with (they are not searched): %s",
-                frozen,
+                self.oracle.frozen_values,
             )
-        self.oracle.frozen_values = frozen
         config = supernet.get_compile_config() or {}
         paths = self.oracle.paths_per_step
         if paths > 1 or config.get("steps_per_execution", 1) != 1:

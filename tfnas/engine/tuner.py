@@ -508,6 +508,7 @@ class Tuner(keras_tuner.Tuner):
             *kwargs.get("callbacks", []),
         ]
         build_for_fit(model, *_fit_data(args, kwargs))
+        self._inherit_weights(hp, model)
         results = self.hypermodel.fit(hp, model, *args, **kwargs)
         # As keras_tuner.Tuner does, so that load_model can rebuild the trial's model.
         if kt_backend.config.multi_backend():
@@ -522,6 +523,14 @@ class Tuner(keras_tuner.Tuner):
             kwargs.get("callbacks"), trial, metrics, self.oracle.objective
         )
         return metrics
+
+    def _inherit_weights(self, hp, model) -> None:
+        # A hypermodel whose trials grow from earlier trials' trained networks (e.g.
+        # `tfnas.spaces.path_level.PathLevelSpace`, transformed by Path-level EAS) sets the
+        # new model's weights from them before it trains.
+        inherit = getattr(self.hypermodel, "inherit_weights", None)
+        if callable(inherit):
+            inherit(hp, model, lambda trial_id: self.load_model(self.oracle.get_trial(trial_id)))
 
     def load_model(self, trial):
         if self._trains_supernet:

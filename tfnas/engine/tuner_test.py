@@ -420,3 +420,32 @@ def test_a_finished_trial_leaves_no_traced_graph_behind(tmp_path):
     tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
     assert len(tuner.oracle.trials) == 3
     assert graphs() - before <= 1  # Without the cleanup: one per trial.
+
+
+def test_a_child_trial_starts_from_its_parents_transformed_weights(tmp_path):
+    import json
+
+    from tfnas.search import path_level as pl
+    from tfnas.spaces.path_level import PathLevelSpace
+    from tfnas.tuners.path_level import PathLevelEAS
+
+    x, y = _data(48)
+    before_fit = {}
+
+    class RecordingSpace(PathLevelSpace):
+        def fit(self, hp, model, *args, **kwargs):
+            before_fit[hp.values[pl.CELL]] = model.predict(x, verbose=0)
+            return super().fit(hp, model, *args, **kwargs)
+
+    # Only function-preserving transformations, so the child must start where its parent ended.
+    oracle = PathLevelEAS(max_trials=2, seed=1, hidden_size=4, batch_size=1,
+                          replace_choices=("identity", "sep3x3", "conv1x1"))  # fmt: skip
+    tuner = tfnas.Tuner(RecordingSpace(channels=4, num_cells=1, noise_ratio=0.0),
+                        oracle=oracle, directory=str(tmp_path), project_name="p")  # fmt: skip
+    tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=16, verbose=0)
+    parent_trial, child_trial = (oracle.trials[t] for t in oracle.start_order)
+    values = child_trial.hyperparameters.values
+    assert values[pl.PARENT] == parent_trial.trial_id and json.loads(values[pl.TRANSFORMS])
+    trained_parent = tuner.load_model(parent_trial).predict(x, verbose=0)
+    assert np.abs(trained_parent - before_fit[values[pl.PARENT_CELL]]).max() > 1e-4  # Trained.
+    np.testing.assert_allclose(before_fit[values[pl.CELL]], trained_parent, atol=1e-5)

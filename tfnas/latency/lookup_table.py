@@ -190,7 +190,7 @@ def space_operations(space) -> tuple[list[dict], dict[str, Operation], list]:
     if not layers:
         raise ValueError(
             "The space has no layer choices, so a latency table has nothing to measure. "
-            f"Received: space {getattr(space, 'name', space)!r}."
+            f"Received: space {getattr(space, 'name', None) or type(space).__name__!r}."
         )
     for choice in layers:
         input_shape = tuple(choice.built_input_shape[1:])
@@ -890,7 +890,8 @@ def run(
     shape and classes) or `input_shape` and `num_classes` (default: 224x224x3, 1000).
 
     Args:
-        space: a `tfnas.spaces.SPACES` name.
+        space: a `tfnas.spaces.CLASSIFICATION_SPACES` name (a segmentation space has no
+            per-operation table).
         output: the table's JSON file (resumed when it exists).
         input_shape, num_classes, dataset: the data the space is sized for.
         runner: "local" (LiteRT on this machine) or "adb" (an Android device).
@@ -915,6 +916,9 @@ def run(
             )
         validation.check_one_of("dataset", dataset, tuple(sorted(DATASETS)))
         input_shape, num_classes = DATASETS[dataset].input_shape, DATASETS[dataset].num_classes
+    validation.check_one_of("space", space, spaces.CLASSIFICATION_SPACES)
+    if dataset is not None:
+        spaces.check_task(space, dataset)
     input_shape = tuple(input_shape or (224, 224, 3))
     num_classes = 1000 if num_classes is None else num_classes
     hypermodel = spaces.make(space, input_shape, num_classes)

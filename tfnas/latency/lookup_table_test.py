@@ -282,3 +282,10 @@ def test_fastest_architecture_is_the_minimum_over_the_space(layout):
         r"the fastest one .* takes [\d.]+ ms"
     ):  # fmt: skip
         table.check_target(0.001)
+
+
+def test_a_space_without_layer_choices_is_named():
+    from tfnas.spaces import PathLevelSpace
+
+    with pytest.raises(ValueError, match=r"no layer choices.*Received: space 'PathLevelSpace'"):
+        space_operations(PathLevelSpace())

@@ -37,7 +37,7 @@ REPORT_FILE = "report.html"
 RESULTS_FILE = "results.json"
 ALPHA_HISTORY_FILE = "alpha_history.png"
 # The columns of the trial table after the score, in this order, where any trial has them.
-ACCURACY_METRICS = ("val_accuracy", "accuracy")
+ACCURACY_METRICS = ("val_accuracy", "accuracy", "val_mean_iou", "mean_iou")
 COST_COLUMNS = (*COST_METRICS, LATENCY_METRIC)
 
 _CELL_KEY = re.compile(r"(.+)/node\d+/(?:inputs|edge\d+)")
@@ -222,7 +222,8 @@ def _summary_table(results: Mapping[str, Any], tflite_bytes: int | None) -> str:
         rows.append(("trials", str(results["num_trials"])))
     if "best_trial_id" in results:
         rows.append(("best trial", str(results["best_trial_id"])))
-    for key, label in (("val_accuracy", "val accuracy"), ("test_accuracy", "test accuracy")):
+    for key in ("val_accuracy", "test_accuracy", "val_mean_iou", "test_mean_iou"):
+        label = key.replace("_", " ")
         if results.get(key) is not None:
             rows.append((label, f"{results[key]:.4f}"))
     for key, label in (("num_params", "parameters"), ("flops", "multiply-adds")):

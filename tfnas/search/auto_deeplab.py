@@ -180,6 +180,21 @@ def validate_path(path: Sequence[int], num_levels: int = len(RATES)) -> list[int
     return path
 
 
+def project_path(levels: Sequence[int], num_levels: int = len(RATES)) -> list[int]:
+    """The valid path nearest to independently chosen levels, layer by layer.
+
+    Each layer's level is clamped to within one level of the previous layer's (the stem's
+    /4 for layer 0) and to `0..num_levels - 1`. A valid path is returned unchanged, so
+    samplers that choose each `network/layer{l}` on its own (random search, evolution)
+    build valid networks, and equal values always build the same one.
+    """
+    path, src = [], 0
+    for level in levels:
+        src = min(max(int(level), src - 1, 0), src + 1, num_levels - 1)
+        path.append(src)
+    return path
+
+
 def architecture_to_json(cell: Mapping[str, Any], path: Sequence[int]) -> dict[str, Any]:
     """A plain JSON dict of a decoded architecture: the cell genotype and the path."""
     path = validate_path(path)

@@ -49,6 +49,34 @@ def test_adl_viterbi_matches_brute_force_over_all_paths():
         adl.validate_path(decoded)
 
 
+def test_adl_project_path_keeps_valid_paths_and_makes_every_choice_valid():
+    valid = 0
+    for levels in itertools.product(range(3), repeat=4):
+        path = adl.project_path(levels, num_levels=3)
+        assert adl.validate_path(path, 3) == path
+        if path == list(levels):
+            valid += 1
+        # Layer by layer the nearest level within one step of the previous one.
+        src = 0
+        for level, projected in zip(levels, path):
+            assert abs(projected - src) <= 1
+            assert abs(projected - level) == min(
+                abs(c - level) for c in (src - 1, src, src + 1) if 0 <= c < 3
+            )
+            src = projected
+    # Every valid path is its own projection: as many fixed points as valid paths.
+    assert valid == sum(1 for p in itertools.product(range(3), repeat=4) if _is_valid(p, 3))
+    assert adl.project_path([3, 3, 0], num_levels=4) == [1, 2, 1]
+
+
+def _is_valid(path, num_levels):
+    try:
+        adl.validate_path(path, num_levels)
+    except ValueError:
+        return False
+    return True
+
+
 def test_adl_viterbi_follows_a_dominant_path():
     mask = adl.transition_mask(4)
     betas = np.zeros(mask.shape)

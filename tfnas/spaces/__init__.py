@@ -9,6 +9,7 @@ from tfnas.spaces import (
     mobilenet_v2,
     nasbench201,
     nasnet,
+    path_level,
     proxyless,
     resnet,
     transformable_model,
@@ -21,12 +22,22 @@ from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.mobilenet_v2 import MobileNetV2Space
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.nasnet import NASNetSpace
+from tfnas.spaces.path_level import PathLevelSpace
 from tfnas.spaces.proxyless import ProxylessSpace
-from tfnas.spaces.registry import SPACES, make
+from tfnas.spaces.registry import (
+    CLASSIFICATION_SPACES,
+    SEGMENTATION_SPACES,
+    SPACES,
+    check_task,
+    make,
+    task_of,
+)
 from tfnas.spaces.resnet import ResNetSpace
 from tfnas.spaces.transformable_model import TransformableModel
 
 __all__ = [
+    "CLASSIFICATION_SPACES",
+    "SEGMENTATION_SPACES",
     "SPACES",
     "AutoDeepLabSpace",
     "DartsSpace",
@@ -37,11 +48,13 @@ __all__ = [
     "MobileSpace",
     "NASNetSpace",
     "NasBench201Space",
+    "PathLevelSpace",
     "ProxylessSpace",
     "ResNetSpace",
     "Stage",
     "TransformableModel",
     "auto_deeplab",
+    "check_task",
     "darts",
     "fbnet",
     "make",
@@ -50,7 +63,9 @@ __all__ = [
     "mobilenet_v2",
     "nasbench201",
     "nasnet",
+    "path_level",
     "proxyless",
     "resnet",
+    "task_of",
     "transformable_model",
 ]

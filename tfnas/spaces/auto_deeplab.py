@@ -8,8 +8,9 @@ last layer gives per-pixel logits, bilinearly upsampled to the input size.
 
 - Fixed mode (plain `keras_tuner.HyperParameters`): the network of one path, the
   hyperparameters `network/layer{l}` (the level of layer `l`, moving at most one level per
-  layer from the /4 stem) and the DARTS cell `normal/...`; standard Keras layers only, so it
-  converts to TFLite.
+  layer from the /4 stem; levels chosen independently, as a multi-trial oracle does, are
+  projected onto the nearest such path, `tfnas.search.auto_deeplab.project_path`) and the
+  DARTS cell `normal/...`; standard Keras layers only, so it converts to TFLite.
 - Supernet mode (the rule `tfnas.engine.auto_deeplab.TrellisMixture`, made by
   `tfnas.oracles.AutoDeepLab`): every reachable node `(l, s)` sums, weighted by the betas,
   a cell applied to each incoming transition (the paper's Eq. 6,
@@ -75,6 +76,24 @@ class _WeightedSum(keras.layers.Layer):
         if key[0] == "head":
             return self.rule.head_weight(key[1])
         return self.rule.transition_weight(*key)
+
+    # `tfnas.engine.supernet.collapse` passes the architecture to `export_on`.
+    export_reads_values = True
+
+    def export_on(self, inputs, values):
+        """The fixed network's form: the input of the path's transition into this node
+        (or the head of the path's last level); the other inputs drop out of the graph."""
+        path = path_of(values)
+        layer = self.keys[0][0]
+        if layer == "head":
+            wanted = ("head", path[-1])
+        else:
+            src = path[layer - 1] if layer else 0  # The stem is at /4, level 0.
+            wanted = (layer, src, path[layer] - src + 1)
+        for key, x in zip(self.keys, inputs):
+            if key == wanted:
+                return x
+        return inputs[0]  # A node off the path: not connected to the output.
 
     def call(self, inputs):
         total = None
@@ -194,11 +213,13 @@ class AutoDeepLabSpace(keras_tuner.HyperModel):
 
     def _path(self, hp) -> list[int]:
         default = _default_path(self.num_layers, self.num_levels)
-        path = [
+        levels = [
             hp.Choice(path_name(layer), list(range(self.num_levels)), default=default[layer])
             for layer in range(self.num_layers)
         ]
-        return adl.validate_path(path, self.num_levels)
+        # Multi-trial samplers choose each layer's level independently: the nearest valid
+        # path (`project_path`) is built, the same one for the same values.
+        return adl.project_path(levels, self.num_levels)
 
     def _cell(self, hp, x, src: int, dst: int, affine: bool):
         channels = self._channels(dst)
@@ -280,6 +301,61 @@ class AutoDeepLabSpace(keras_tuner.HyperModel):
             nodes = new
         heads = [self._head(x, level, level) for level, x in nodes.items()]
         return _WeightedSum(rule, [("head", level) for level in nodes])(heads)
+
+
+def plot_network_path(path: str, decoded: Sequence[int], probabilities=None) -> str:
+    """Draws a network-level path on the trellis of rates as a PNG.
+
+    Args:
+        path: the PNG file to write.
+        decoded: the level of each layer (`network/layer{l}`), drawn in red from the /4 stem.
+        probabilities: optional `(num_layers, num_levels, 3)` transition probabilities (the
+            normalised betas of `tfnas.oracles.AutoDeepLab`), drawn shaded by value; without
+            them the trellis has the levels of the path and one more.
+
+    Returns:
+        `path`.
+    """
+    from tfnas.results import plotting
+
+    decoded = [int(level) for level in decoded]
+    num_layers = len(decoded)
+    if probabilities is None:
+        num_levels = min(len(adl.RATES), max(decoded) + 2)
+    else:
+        num_levels = probabilities.shape[1]
+    figure = plotting.new_figure(1.0 + 0.8 * num_layers, 0.6 + 0.7 * num_levels)
+    axes = figure.add_subplot(1, 1, 1)
+    if probabilities is not None:
+        for layer in range(num_layers):
+            for src in range(num_levels):
+                for direction in range(3):
+                    p = float(probabilities[layer, src, direction])
+                    if p > 0:
+                        axes.plot(
+                            [layer, layer + 1],
+                            [src, src + direction - 1],
+                            color="0.3",
+                            alpha=0.15 + 0.85 * p,
+                            linewidth=0.5 + 2 * p,
+                        )
+    axes.plot(range(num_layers + 1), [0, *decoded], color="red", linewidth=2.5, marker="o")
+    axes.set_yticks(range(num_levels), [f"/{r}" for r in adl.RATES[:num_levels]])
+    axes.set_xticks(range(num_layers + 1), ["stem", *map(str, range(1, num_layers + 1))])
+    axes.set_ylim(-0.5, num_levels - 0.5)
+    axes.invert_yaxis()
+    axes.set_xlabel("layer")
+    axes.set_title("Auto-DeepLab network path")
+    return plotting.save_png(figure, path)
+
+
+def path_of(values) -> list[int]:
+    """The network path an architecture's values build (their `network/layer{l}` levels,
+    projected onto a valid path as `AutoDeepLabSpace` does)."""
+    levels = []
+    while path_name(len(levels)) in values:
+        levels.append(int(values[path_name(len(levels))]))
+    return adl.project_path(levels)
 
 
 def compile_segmenter(model: keras.Model, num_classes: int, learning_rate: float):

@@ -8,8 +8,10 @@ from tfnas.blocks.rules import SoftmaxMixture
 from tfnas.blocks.supernet import SupernetHyperParameters
 from tfnas.data import shapes
 from tfnas.engine.auto_deeplab import TrellisMixture, beta_name
+from tfnas.engine.supernet import collapse
 from tfnas.export import tflite_predict
 from tfnas.latency import convert
+from tfnas.spaces import auto_deeplab
 from tfnas.spaces.auto_deeplab import AutoDeepLabSpace
 from tfnas.spaces.darts import DARTS_V2
 
@@ -70,6 +72,35 @@ def test_adl_one_architecture_weights_follow_the_path():
     assert float(rule.transition_weight(2, 1, 1)) == 0.0
     assert float(rule.transition_weight(2, 0, 1)) == 0.0
     assert [float(rule.head_weight(s)) for s in range(4)] == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_adl_collapsed_supernet_is_the_path_network_with_the_supernet_weights():
+    space = AutoDeepLabSpace((32, 32, 3), 4, **_TINY)
+    rule = TrellisMixture(seed=0)
+    supernet = space.build(SupernetHyperParameters(rule))
+    values = space.architecture_values(_CELL, [1, 2, 1])
+    rule.set_architecture(values)  # One-hot on the path: the supernet is that network.
+    fixed = collapse(supernet, values)
+    assert not any(isinstance(layer, auto_deeplab._WeightedSum) for layer in fixed.layers)
+    # One head (the path's last level) and one cell per layer, not the whole trellis.
+    assert sum("logits" in layer.name and "head" in layer.name for layer in fixed.layers) == 1
+    assert fixed.count_params() < supernet.count_params() / 3
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        fixed(x, training=False), supernet(x, training=False), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        tflite_predict(convert(fixed), x), fixed(x, training=False), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_plot_network_path_writes_a_png_with_and_without_probabilities(tmp_path):
+    for name, probabilities in (("plain", None), ("betas", np.full((3, 4, 3), 1 / 3))):
+        png = auto_deeplab.plot_network_path(
+            str(tmp_path / f"{name}.png"), [1, 2, 1], probabilities
+        )
+        assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert auto_deeplab.path_of({"network/layer0": 1, "network/layer1": 2, "x": 0}) == [1, 2]
 
 
 def test_adl_space_errors_name_the_argument():

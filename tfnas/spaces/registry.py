@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tfnas.spaces.auto_deeplab import AutoDeepLabSpace
 from tfnas.spaces.darts import DartsSpace
 from tfnas.spaces.fbnet import FBNetSpace
 from tfnas.spaces.mnasnet import MnasBlock, MnasNetSpace
@@ -9,6 +10,7 @@ from tfnas.spaces.mobile import MobileSpace, Stage
 from tfnas.spaces.mobilenet_v2 import MobileNetV2Space
 from tfnas.spaces.nasbench201 import NasBench201Space
 from tfnas.spaces.nasnet import NASNetSpace
+from tfnas.spaces.path_level import PathLevelSpace
 from tfnas.spaces.proxyless import ProxylessSpace
 from tfnas.spaces.resnet import ResNetSpace
 
@@ -22,7 +24,52 @@ SPACES = (
     "nasnet",
     "resnet",
     "mobilenet_v2",
+    "auto_deeplab",
+    "path_level",
 )
+# The spaces that segment images: their data sets have per-pixel masks
+# (`tfnas.data.DatasetInfo.task == "segmentation"`); every other space classifies.
+SEGMENTATION_SPACES = ("auto_deeplab",)
+# What `tfnas-train` and `tfnas-latency-table` take (a segmentation space has no
+# per-operation latency table, and tfnas-train trains classifiers).
+CLASSIFICATION_SPACES = tuple(name for name in SPACES if name not in SEGMENTATION_SPACES)
+
+
+def task_of(space: str) -> str:
+    """ "segmentation" for `SEGMENTATION_SPACES`, else "classification"."""
+    return "segmentation" if space in SEGMENTATION_SPACES else "classification"
+
+
+def check_task(space: str, dataset: str) -> None:
+    """Refuses a space and a data set of different tasks, naming both flags.
+
+    Args:
+        space: a name of `SPACES`.
+        dataset: a name of `tfnas.data.DATASETS`.
+
+    Raises:
+        ValueError: for a segmentation space on a classification data set (its labels
+            are not masks) or the other way round.
+    """
+    from tfnas.data import DATASETS
+
+    if dataset not in DATASETS:
+        return  # Unknown names are refused by `tfnas.data.load`, with the known ones.
+    dataset_task, space_task = DATASETS[dataset].task, task_of(space)
+    if dataset_task == space_task:
+        return
+    if space_task == "segmentation":
+        raise ValueError(
+            f"--space={space} segments images and needs a data set of per-pixel masks "
+            f"(--dataset=shapes). Received: space={space!r}, dataset={dataset!r}, whose "
+            "labels are class ids."
+        )
+    wanted = ", ".join(f"--space={name}" for name in SEGMENTATION_SPACES)
+    raise ValueError(
+        f"--dataset={dataset} is a segmentation data set (per-pixel masks); --space={space} "
+        f"classifies. Received: space={space!r}, dataset={dataset!r}; search it with "
+        f"{wanted}."
+    )
 
 
 def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
@@ -42,6 +89,13 @@ def make(name: str, input_shape, num_classes: int, *, tiny: bool | None = None):
         raise ValueError(f"Unknown space. Received: name={name!r}; expected one of {list(SPACES)}.")
     if tiny is None:
         tiny = max(input_shape[:2]) <= 16
+    if name == "auto_deeplab":
+        # Its defaults are CPU-sized already: 4 layers, F = 8, 2-node cells.
+        return AutoDeepLabSpace(input_shape, num_classes)
+    if name == "path_level":
+        # Path-level EAS grows its cell from one convolution; the paper's CIFAR networks
+        # are wider and deeper.
+        return PathLevelSpace(input_shape, num_classes, channels=8 if tiny else 32)
     if name == "darts":
         if tiny:
             return DartsSpace(input_shape, num_classes, init_channels=8, num_cells=5)

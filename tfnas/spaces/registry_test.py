@@ -12,7 +12,7 @@ import tfnas
 from tfnas import spaces
 
 
-@pytest.mark.parametrize("name", spaces.SPACES)
+@pytest.mark.parametrize("name", spaces.CLASSIFICATION_SPACES)
 def test_tiny_spaces_build_and_train_a_step(name):
     space = spaces.make(name, (8, 8, 1), 10)
     model = space.build(keras_tuner.HyperParameters())
@@ -61,10 +61,25 @@ def test_mobile_family_momentum_default_and_error(space):
         space((8, 8, 1), 10, batch_norm_momentum=1.0)
 
 
+def test_the_segmentation_space_is_sized_for_shapes_and_segments():
+    info = tfnas.data.DATASETS["shapes"]
+    space = spaces.make("auto_deeplab", info.input_shape, info.num_classes)
+    assert isinstance(space, spaces.AutoDeepLabSpace)
+    assert spaces.task_of("auto_deeplab") == "segmentation" and spaces.task_of("darts") == (
+        "classification"
+    )
+    spaces.check_task("auto_deeplab", "shapes")
+    spaces.check_task("darts", "digits")
+    with pytest.raises(ValueError, match=r"--space=auto_deeplab segments.*dataset='mnist'"):
+        spaces.check_task("auto_deeplab", "mnist")
+    with pytest.raises(ValueError, match=r"--dataset=shapes is a segmentation.*--space=mobile"):
+        spaces.check_task("mobile", "shapes")
+
+
 def test_unknown_space():
     with pytest.raises(
         ValueError,
-        match=r"Unknown space. Received: name='amoebanet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless', 'mnasnet', 'nasnet', 'resnet', 'mobilenet_v2'\]",
+        match=r"Unknown space. Received: name='amoebanet'; expected one of \['darts', 'nasbench201', 'mobile', 'fbnet', 'proxyless', 'mnasnet', 'nasnet', 'resnet', 'mobilenet_v2', 'auto_deeplab', 'path_level'\]",
     ):
         spaces.make("amoebanet", (8, 8, 1), 10)
 

@@ -60,6 +60,9 @@ class AutoDeepLab(DARTS):
     ```
     """
 
+    # `tfnas-search --oracle=auto_deeplab` searches the segmentation trellis by default.
+    default_space = "auto_deeplab"
+
     def __init__(
         self,
         objective=None,
@@ -83,10 +86,33 @@ class AutoDeepLab(DARTS):
             objective, max_trials, order=1, arch_learning_rate=arch_learning_rate, **kwargs
         )
 
+    @classmethod
+    def check_search(cls, hypermodel, latency_target_ms: float | None) -> None:
+        """Refused before anything is built: a space without the trellis, and a latency
+        target (the betas are not latency-aware; a multi-trial oracle on the space times
+        each trial instead).
+
+        Raises:
+            ValueError: naming the space or the target received.
+        """
+        from tfnas.spaces.auto_deeplab import AutoDeepLabSpace
+
+        if not isinstance(hypermodel, AutoDeepLabSpace):
+            raise ValueError(
+                "AutoDeepLab searches the segmentation trellis of AutoDeepLabSpace "
+                f"(--space=auto_deeplab --dataset=shapes). Received: {type(hypermodel).__name__}"
+            )
+        if latency_target_ms is not None:
+            raise ValueError(
+                "AutoDeepLab has no latency term; search the space with a multi-trial oracle "
+                "(e.g. --oracle=regularized_evolution) to meet a target. Received: "
+                f"latency_target_ms={latency_target_ms!r}"
+            )
+
     @property
     def frozen_values(self) -> dict[str, Any]:
         """Plain hyperparameters held at their build value, except the network path: the
-        betas search it (the trainer's "not searched" warning lists it all the same)."""
+        betas search it."""
         return self._frozen_values
 
     @frozen_values.setter
@@ -171,33 +197,10 @@ class AutoDeepLab(DARTS):
 
     def plot_path(self, path: str) -> str:
         """Writes a PNG of the trellis: transitions shaded by probability, the decoded path
-        in red."""
-        from tfnas.results import plotting
+        in red (`tfnas.spaces.auto_deeplab.plot_network_path`)."""
+        from tfnas.spaces.auto_deeplab import plot_network_path
 
-        probs = self.network_probabilities()
-        decoded = self.decoded_path()
-        num_layers, num_levels, _ = probs.shape
-        figure = plotting.new_figure(1.0 + 0.8 * num_layers, 0.6 + 0.7 * num_levels)
-        axes = figure.add_subplot(1, 1, 1)
-        for layer in range(num_layers):
-            for src in range(num_levels):
-                for direction in range(3):
-                    p = probs[layer, src, direction]
-                    if p > 0:
-                        axes.plot(
-                            [layer, layer + 1],
-                            [src, src + direction - 1],
-                            color="0.3",
-                            alpha=0.15 + 0.85 * float(p),
-                            linewidth=0.5 + 2 * float(p),
-                        )
-        axes.plot(range(num_layers + 1), [0, *decoded], color="red", linewidth=2.5, marker="o")
-        axes.set_yticks(range(num_levels), [f"/{r}" for r in adl.RATES[:num_levels]])
-        axes.set_xticks(range(num_layers + 1), ["stem", *map(str, range(1, num_layers + 1))])
-        axes.invert_yaxis()
-        axes.set_xlabel("layer")
-        axes.set_title("Auto-DeepLab network path")
-        return plotting.save_png(figure, path)
+        return plot_network_path(path, self.decoded_path(), self.network_probabilities())
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
