@@ -162,7 +162,7 @@ def test_search_records_what_it_searched(finished_search):
     assert {key: record[key] for key in pipeline.SEARCH_ARGUMENTS} == {
         "space": "nasbench201", "oracle": "random", "dataset": "digits", "seed": 0,
         "max_flops": None, "max_params": None, "latency_target_ms": None,
-        "quantization": "none",
+        "quantization": "none", "pretrained": None,
     }  # fmt: skip
     assert record["oracle_class"].endswith(".RandomSearchOracle")
     assert len(record["data"]) == 64
@@ -344,7 +344,7 @@ def test_limits_reach_the_oracle(tmp_path, monkeypatch, execution, expected):
     objective = received.pop("objective")
     expected_objective = expected.pop("objective")
     if isinstance(expected_objective, str):
-        assert objective == expected_objective
+        assert (objective.name, objective.direction) == (expected_objective, "max")
     else:
         assert (objective.name, objective.limits) == ("budgeted_val_accuracy", {"flops": 5e5})
     assert {k: v for k, v in received.items() if k not in ("max_trials", "seed")} == expected
